@@ -1,0 +1,264 @@
+"""The model catalog: providers, models, aliases, prices and capabilities.
+
+Data lives in `catalog.json` beside this module; an operator file named by `SKYLANE_CATALOG`
+(same format) is merged over it: providers by name (fields updated), models by id (replaced).
+Prices are USD per million tokens in the file; inside, costs are integer micro-dollars, which
+makes a token count times a per-million price exactly the micro-dollar cost.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GatewayMisconfigured, InvalidRequest, ModelNotFound
+from .settings import Settings
+
+__all__ = ["Catalog", "ModelInfo", "Provider", "Target", "load_catalog"]
+
+_DATA = Path(__file__).with_name("catalog.json")
+_CREATED = 1_700_000_000  # a fixed `created` for catalog models (the spec requires an int)
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    protocol: str  # openai | anthropic | bedrock | gemini
+    display_name: str
+    base_url: str | None
+    key_env: str | None
+    base_url_env: str | None
+    key_optional: bool = False
+    passthrough: bool = True  # models not in the catalog may be sent through
+    stream_usage: bool = True  # the upstream accepts stream_options.include_usage
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str  # provider/model as clients address it
+    provider: str
+    upstream_id: str  # what the provider calls it
+    developer: str
+    display_name: str
+    context_window: int | None
+    max_output_tokens: int | None
+    vision: bool
+    video: bool
+    tools: bool
+    json: bool
+    input_price: float  # USD per 1M tokens
+    output_price: float
+    cached_input_price: float | None
+    aliases: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    in_catalog: bool = True
+
+    def cost_micros(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
+        """Cost in micro-dollars; cached prompt tokens at the cached price when there is one."""
+        cached = min(max(cached_tokens, 0), prompt_tokens)
+        cached_price = self.cached_input_price if self.cached_input_price is not None else self.input_price
+        micros = (
+            (prompt_tokens - cached) * self.input_price
+            + cached * cached_price
+            + completion_tokens * self.output_price
+        )
+        return int(round(micros))
+
+    def openai_model(self) -> dict[str, Any]:
+        return {"id": self.id, "object": "model", "created": _CREATED, "owned_by": self.provider}
+
+    def detail(self) -> dict[str, Any]:
+        """The richer record for /v1/models/{id} and /v1/chat/models."""
+        return {
+            **self.openai_model(),
+            "name": self.id,
+            "developer": self.developer,
+            "display_name": self.display_name,
+            "max_tokens": self.context_window,
+            "max_output_tokens": self.max_output_tokens,
+            "vision": self.vision,
+            "capabilities": {"vision": self.vision, "video": self.video, "tools": self.tools, "json": self.json},
+            "pricing": {
+                "input_per_million_usd": self.input_price,
+                "output_per_million_usd": self.output_price,
+                "cached_input_per_million_usd": self.cached_input_price,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Target:
+    """One concrete attempt: a provider, a model, and the name the client used."""
+
+    provider: Provider
+    model: ModelInfo
+    requested: str  # the name the client sent (reported back in `model`)
+
+    @property
+    def upstream_model(self) -> str:
+        return self.model.upstream_id
+
+
+def _model_from(row: dict[str, Any]) -> ModelInfo:
+    model_id = row["id"]
+    provider, _, rest = model_id.partition("/")
+    if not rest:
+        raise GatewayMisconfigured(f"catalog model id must be provider/model: {model_id}")
+    caps = row.get("capabilities", {})
+    price = row.get("pricing", {})
+    return ModelInfo(
+        id=model_id,
+        provider=provider,
+        upstream_id=row.get("upstream_id", rest),
+        developer=row.get("developer", provider),
+        display_name=row.get("display_name", rest),
+        context_window=row.get("context_window"),
+        max_output_tokens=row.get("max_output_tokens"),
+        vision=bool(caps.get("vision", False)),
+        video=bool(caps.get("video", False)),
+        tools=bool(caps.get("tools", True)),
+        json=bool(caps.get("json", True)),
+        input_price=float(price.get("input", 0)),
+        output_price=float(price.get("output", 0)),
+        cached_input_price=float(price["cached_input"]) if price.get("cached_input") is not None else None,
+        aliases=tuple(row.get("aliases", ())),
+        fallbacks=tuple(row.get("fallbacks", ())),
+    )
+
+
+def _provider_from(name: str, row: dict[str, Any]) -> Provider:
+    return Provider(
+        name=name,
+        protocol=row["protocol"],
+        display_name=row.get("display_name", name),
+        base_url=row.get("base_url"),
+        key_env=row.get("key_env"),
+        base_url_env=row.get("base_url_env"),
+        key_optional=bool(row.get("key_optional", False)),
+        passthrough=bool(row.get("passthrough", True)),
+        stream_usage=bool(row.get("stream_usage", True)),
+        extra_headers=dict(row.get("extra_headers", {})),
+    )
+
+
+class Catalog:
+    def __init__(self, data: dict[str, Any], settings: Settings) -> None:
+        self.settings = settings
+        self.providers: dict[str, Provider] = {
+            name: _provider_from(name, row) for name, row in data.get("providers", {}).items()
+        }
+        self.models: dict[str, ModelInfo] = {}
+        self.aliases: dict[str, str] = {}
+        for row in data.get("models", []):
+            info = _model_from(row)
+            if info.provider not in self.providers:
+                raise GatewayMisconfigured(f"catalog model {info.id} names unknown provider {info.provider}")
+            self.models[info.id] = info
+            for alias in info.aliases:
+                self.aliases[alias] = info.id
+        self._configured: dict[str, tuple[float, bool]] = {}
+
+    # ---- provider configuration ------------------------------------------------------------
+
+    def provider_key(self, provider: Provider) -> str | None:
+        return self.settings.get(provider.key_env) if provider.key_env else None
+
+    def base_url(self, provider: Provider) -> str:
+        url = (self.settings.get(provider.base_url_env) if provider.base_url_env else None) or provider.base_url
+        if not url:
+            raise GatewayMisconfigured(f"provider {provider.name} has no base URL")
+        return url.rstrip("/")
+
+    def is_configured(self, provider: Provider) -> bool:
+        if provider.protocol == "bedrock":
+            # IAM credentials come from the environment / role; a region is what we can check
+            return bool(
+                self.settings.get("AWS_REGION")
+                or self.settings.get("AWS_DEFAULT_REGION")
+                or self.settings.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+            )
+        if provider.key_optional:
+            return bool(
+                self.provider_key(provider) or (provider.base_url_env and self.settings.get(provider.base_url_env))
+            )
+        return bool(self.provider_key(provider))
+
+    def configured_models(self) -> list[ModelInfo]:
+        ok = {name for name, p in self.providers.items() if self.is_configured(p)}
+        return [m for m in self.models.values() if m.provider in ok]
+
+    # ---- resolution --------------------------------------------------------------------------
+
+    def lookup(self, name: str) -> ModelInfo:
+        """Catalog or passthrough model for `name`; ModelNotFound when neither applies."""
+        if name in self.models:
+            return self.models[name]
+        if name in self.aliases:
+            return self.models[self.aliases[name]]
+        provider_name, sep, rest = name.partition("/")
+        provider = self.providers.get(provider_name) if sep and rest else None
+        if provider is not None and provider.passthrough:
+            return ModelInfo(
+                id=name,
+                provider=provider_name,
+                upstream_id=rest,
+                developer=provider.display_name,
+                display_name=rest,
+                context_window=None,
+                max_output_tokens=None,
+                vision=True,
+                video=provider.protocol in ("gemini", "bedrock"),
+                tools=True,
+                json=True,
+                input_price=0.0,
+                output_price=0.0,
+                cached_input_price=None,
+                in_catalog=False,
+            )
+        raise ModelNotFound(f"Model not found: {name}", param="model")
+
+    def target(self, name: str) -> Target:
+        info = self.lookup(name)
+        provider = self.providers[info.provider]
+        if not self.is_configured(provider):
+            hint = f"set {provider.key_env}" if provider.key_env else "set AWS_REGION and AWS credentials"
+            raise InvalidRequest(
+                f"Provider '{provider.name}' is not configured on this gateway ({hint}).",
+                param="model",
+                code="provider_not_configured",
+            )
+        return Target(provider=provider, model=info, requested=name)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    providers = {k: dict(v) for k, v in base.get("providers", {}).items()}
+    for name, row in extra.get("providers", {}).items():
+        providers.setdefault(name, {}).update(row)
+    models = {row["id"]: row for row in base.get("models", [])}
+    for row in extra.get("models", []):
+        models[row["id"]] = row
+    return {"providers": providers, "models": list(models.values())}
+
+
+_cache: dict[str | None, dict[str, Any]] = {}
+
+
+def load_catalog(settings: Settings) -> Catalog:
+    """The catalog for these settings; the files are read once per process."""
+    key = settings.catalog_path
+    data = _cache.get(key)
+    if data is None:
+        data = json.loads(_DATA.read_text())
+        if settings.catalog_path:
+            try:
+                extra = json.loads(Path(settings.catalog_path).read_text())
+            except (OSError, ValueError) as exc:
+                raise GatewayMisconfigured(
+                    f"SKYLANE_CATALOG {settings.catalog_path!r} could not be read: {exc}"
+                ) from None
+            data = _merge(data, extra)
+        _cache[key] = data
+    return Catalog(data, settings)

@@ -1,0 +1,1 @@
+"""The HTTP surface: FastAPI apps built from the skylane package."""

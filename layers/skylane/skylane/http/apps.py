@@ -1,0 +1,57 @@
+"""The app factories: completions (streams, behind LWA), models (buffered, Mangum), and both
+together for `skylane serve`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from ..settings import Settings
+from ..upstream import aclose_client
+from .common import AppState, JSONBytes, install_common
+from .completions import add_completion_routes
+from .models import add_model_routes
+
+__all__ = ["create_app", "create_completions_app", "create_models_app"]
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await aclose_client()
+
+
+def _base(title: str, state: AppState | None, settings: Settings | None) -> tuple[FastAPI, AppState]:
+    state = state or AppState.build(settings)
+    app = FastAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+                  lifespan=_lifespan)
+    install_common(app, state)
+
+    async def health() -> Response:
+        return JSONBytes({"status": "ok"})
+
+    app.add_api_route("/health", health, methods=["GET"], summary="Liveness check")
+    return app, state
+
+
+def create_completions_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+    app, _ = _base("Skylane completions", state, settings)
+    add_completion_routes(app)
+    return app
+
+
+def create_models_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+    app, _ = _base("Skylane models", state, settings)
+    add_model_routes(app)
+    return app
+
+
+def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+    """Both surfaces on one app: what `skylane serve` and `make run` serve."""
+    app, _ = _base("Skylane", state, settings)
+    add_completion_routes(app)
+    add_model_routes(app)
+    return app

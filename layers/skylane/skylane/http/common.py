@@ -1,0 +1,99 @@
+"""What both apps share: state, the error envelope as responses, request ids, JSON responses."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from ..catalog import Catalog, load_catalog
+from ..errors import InvalidRequest, NotFound, SkylaneError, envelope
+from ..gate import Gate, build_gate
+from ..observe import configure_logging, logger
+from ..router import Breaker
+from ..settings import Settings, get_settings
+
+__all__ = ["AppState", "JSONBytes", "error_response", "install_common", "request_id"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    catalog: Catalog
+    gate: Gate
+    breakers: dict[str, Breaker] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings | None = None) -> AppState:
+        settings = settings or get_settings()
+        return cls(settings=settings, catalog=load_catalog(settings), gate=build_gate(settings))
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return _dumps(content).encode()
+
+
+def request_id(request: Request) -> str:
+    rid = getattr(request.state, "rid", None)
+    if rid is None:
+        sent = request.headers.get("x-request-id", "")
+        rid = sent if 0 < len(sent) <= 128 and sent.isprintable() else "req_" + uuid.uuid4().hex
+        request.state.rid = rid
+    return rid
+
+
+def error_response(err: SkylaneError, rid: str, extra_headers: dict[str, str] | None = None) -> JSONBytes:
+    headers = {"x-request-id": rid, **err.response_headers(), **(extra_headers or {})}
+    return JSONBytes(envelope(err), status_code=err.status, headers=headers)
+
+
+def install_common(app: FastAPI, state: AppState) -> None:
+    app.state.skylane = state
+    configure_logging(state.settings.log_level)
+
+    @app.exception_handler(SkylaneError)
+    async def _skylane_error(request: Request, exc: SkylaneError) -> Response:
+        return error_response(exc, request_id(request), getattr(exc, "extra_response_headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(InvalidRequest("Invalid request."), request_id(request))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            err: SkylaneError = NotFound(f"Unknown path: {request.method} {request.url.path}", code="not_found")
+        elif exc.status_code == 405:
+            err = InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}.",
+                                 code="method_not_allowed", status=405)
+        else:
+            err = SkylaneError(str(exc.detail), status=exc.status_code)
+        return error_response(err, request_id(request))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        rid = request_id(request)
+        logger.error("unhandled error", extra={"fields": {"request_id": rid, "error": type(exc).__name__}})
+        return error_response(SkylaneError("The gateway hit an internal error.", code="internal_error"), rid)
+
+    if state.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(state.settings.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["authorization", "x-api-key", "content-type", "x-request-id"],
+            expose_headers=["x-request-id", "x-skylane-overhead-ms", "x-skylane-cost-usd", "retry-after"],
+        )

@@ -1,0 +1,285 @@
+"""POST /v1/chat/completions (and /chat/completions, /api/chat/completions).
+
+parse → authenticate → route → reserve limits → attempts (retries, fallbacks) → answer or
+stream → settle usage and credits → one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+from fastapi import FastAPI, Request
+from starlette.background import BackgroundTask
+from starlette.responses import Response, StreamingResponse
+
+from ..catalog import Target
+from ..errors import PayloadTooLarge, SkylaneError, UpstreamError, UpstreamTimeout, envelope
+from ..gate import Principal, Reservation
+from ..observe import log_request
+from ..providers import get_adapter
+from ..providers.base import CallContext
+from ..router import Router
+from ..schema import ChatRequest, chunk, completion_id, parse_request
+from ..streaming import DONE, encode_event
+from ..tokens import estimate_prompt_tokens, estimate_text_tokens
+from ..upstream import StreamHandle, Timing, complete, open_stream
+from .common import AppState, JSONBytes, error_response, request_id
+
+__all__ = ["COMPLETION_PATHS", "add_completion_routes"]
+
+COMPLETION_PATHS = ("/v1/chat/completions", "/chat/completions", "/api/chat/completions")
+
+
+def _ms(seconds: float) -> str:
+    return f"{max(0.0, seconds) * 1000:.2f}"
+
+
+def _usd(micros: int) -> str:
+    return f"{micros / 1_000_000:.6f}"
+
+
+class Call:
+    """One chat completion request as it moves through the gateway."""
+
+    def __init__(self, state: AppState, request: Request, rid: str) -> None:
+        self.state = state
+        self.request = request
+        self.rid = rid
+        self.t0 = time.perf_counter()
+        self.timing = Timing()
+        self.principal: Principal | None = None
+        self.reservation: Reservation | None = None
+        self.router = Router(state.catalog, state.settings, state.breakers)
+        self.req: ChatRequest | None = None
+        self.target: Target | None = None
+        self.status = 200
+        self.usage: dict[str, Any] | None = None
+        self.cost_micros = 0
+
+    def overhead_ms(self) -> str:
+        return _ms(time.perf_counter() - self.t0 - self.timing.upstream)
+
+    def context(self, target: Target) -> CallContext:
+        catalog = self.state.catalog
+        provider = target.provider
+        return CallContext(
+            api_key=catalog.provider_key(provider),
+            base_url=catalog.base_url(provider) if provider.protocol != "bedrock" else "",
+            default_max_tokens=min(self.state.settings.default_max_tokens,
+                                   target.model.max_output_tokens or self.state.settings.default_max_tokens),
+            fetch_media=self._fetch_media,
+            extra_headers=provider.extra_headers,
+        )
+
+    async def _fetch_media(self, url: str) -> Any:
+        from ..fetch import fetch_media  # lazy: only some requests carry remote media
+
+        return await fetch_media(url, self.state.settings)
+
+    def headers(self) -> dict[str, str]:
+        h = {"x-request-id": self.rid}
+        if self.reservation is not None:
+            h.update(self.reservation.headers)
+        if self.router.attempts and (len(self.router.attempts) > 1 or self.router.attempts[0].outcome != "ok"):
+            h["x-skylane-attempts"] = self.router.attempts_header()
+        return h
+
+    def price(self, target: Target, usage: dict[str, Any] | None) -> int:
+        if not usage:
+            return 0
+        details = usage.get("prompt_tokens_details") or {}
+        return target.model.cost_micros(
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+        )
+
+    async def settle(self) -> None:
+        """Reconcile limits and debit credits; then log. Safe to call once."""
+        res = self.reservation
+        try:
+            if res is not None and not res.settled:
+                if self.target is None or self.usage is None and self.status >= 400:
+                    await self.state.gate.limits.release(res)
+                else:
+                    await self.state.gate.limits.settle(res, self.target.model.id, self.usage, self.cost_micros)
+        finally:
+            self.log()
+
+    def log(self) -> None:
+        usage = self.usage or {}
+        fields: dict[str, Any] = {
+            "request_id": self.rid,
+            "key_id": self.principal.key_id if self.principal else None,
+            "model": self.target.requested if self.target else (self.req.model if self.req else None),
+            "provider": self.target.provider.name if self.target else None,
+            "status": self.status,
+            "stream": bool(self.req and self.req.stream),
+            "latency_ms": round((time.perf_counter() - self.t0) * 1000, 2),
+            "prompt_tokens": usage.get("prompt_tokens"),
+            "completion_tokens": usage.get("completion_tokens"),
+            "cost_usd": self.cost_micros / 1_000_000,
+        }
+        if self.timing.first_token_at is not None:
+            fields["ttft_ms"] = round((self.timing.first_token_at - self.t0) * 1000, 2)
+        if self.router.attempts:
+            fields["attempts"] = self.router.attempts_header()
+        log_request(fields)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body too large: {declared} bytes (limit {limit}).")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise PayloadTooLarge(f"Request body too large (limit {limit} bytes).")
+    return bytes(body)
+
+
+async def handle_completion(request: Request) -> Response:
+    state: AppState = request.app.state.skylane
+    call = Call(state, request, request_id(request))
+    try:
+        return await _handle(call)
+    except SkylaneError as exc:
+        call.status = exc.status
+        await call.settle()
+        return error_response(exc, call.rid, {**call.headers(), "x-skylane-overhead-ms": call.overhead_ms()})
+
+
+async def _handle(call: Call) -> Response:
+    state = call.state
+    settings = state.settings
+    body = await _read_body(call.request, settings.max_body_bytes)
+    req = call.req = parse_request(body, settings.default_model)
+    assert req.model is not None
+    call.principal = await state.gate.auth.authenticate(call.request.headers)
+    targets = call.router.targets(req.model, req.models)
+    state.gate.auth.check_model(call.principal, targets[0].model.id)
+    targets = [t for t in targets if state.gate.auth.may_use(call.principal, t.model.id)]
+    first = targets[0]
+    out_tokens = req.output_limit or call.context(first).default_max_tokens
+    call.reservation = await state.gate.limits.reserve(call.principal, estimate_prompt_tokens(req) + out_tokens)
+    deadline = time.monotonic() + settings.total_timeout
+    if req.stream:
+        return await _stream(call, req, targets, deadline)
+    return await _complete(call, req, targets, deadline)
+
+
+async def _complete(call: Call, req: ChatRequest, targets: list[Target], deadline: float) -> Response:
+    async def attempt(target: Target) -> tuple[Target, dict[str, Any]]:
+        adapter = get_adapter(target.provider.protocol)
+        ctx = call.context(target)
+        ureq = await adapter.build_request(req, target, ctx)
+        data = await complete(adapter, target, ureq, ctx, call.state.settings, call.timing)
+        return target, adapter.parse_response(data, req, target)
+
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            target, resp = await call.router.run(targets, attempt, deadline)
+    except TimeoutError:
+        raise UpstreamTimeout("The request ran out of its time budget.") from None
+    call.target = target
+    resp["model"] = target.requested
+    resp.setdefault("id", completion_id())
+    call.usage = resp.get("usage")
+    call.cost_micros = call.price(target, call.usage)
+    headers = call.headers()
+    headers["x-skylane-cost-usd"] = _usd(call.cost_micros)
+    headers["x-skylane-overhead-ms"] = call.overhead_ms()
+    return JSONBytes(resp, headers=headers, background=BackgroundTask(call.settle))
+
+
+async def _stream(call: Call, req: ChatRequest, targets: list[Target], deadline: float) -> Response:
+    async def attempt(target: Target) -> StreamHandle:
+        adapter = get_adapter(target.provider.protocol)
+        ctx = call.context(target)
+        ureq = await adapter.build_request(req, target, ctx)
+        translator = adapter.stream_translator(req, target)
+        return await open_stream(adapter, target, ureq, translator, ctx, call.state.settings, call.timing)
+
+    try:
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            handle = await call.router.run(targets, attempt, deadline)
+    except TimeoutError:
+        raise UpstreamTimeout("The request ran out of its time budget.") from None
+    call.target = handle.target
+    headers = call.headers()
+    headers["x-skylane-overhead-ms"] = call.overhead_ms()
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"
+    return StreamingResponse(_events(call, req, handle, deadline), media_type="text/event-stream",
+                             headers=headers)
+
+
+async def _events(call: Call, req: ChatRequest, handle: StreamHandle, deadline: float) -> AsyncIterator[bytes]:
+    cid = completion_id()
+    created = int(time.time())
+    model = handle.target.requested
+    out_chars = 0
+    finished = False
+    try:
+        async for c in handle.chunks():
+            c["id"] = cid
+            c["object"] = "chat.completion.chunk"
+            c["created"] = created
+            c["model"] = model
+            for choice in c["choices"]:
+                delta = choice.get("delta")
+                if delta:
+                    content = delta.get("content")
+                    if content:
+                        out_chars += len(content)
+            yield encode_event(c)
+            if time.monotonic() > deadline:
+                raise UpstreamTimeout("The stream ran out of its time budget.")
+        finished = True
+        call.usage = handle.translator.usage
+        if req.wants_usage and call.usage:
+            yield encode_event(chunk(cid, created, model, [], call.usage))
+        yield DONE
+    except SkylaneError as exc:
+        call.status = exc.status if exc.status >= 500 else 502
+        yield encode_event(envelope(exc))
+    except (TimeoutError, OSError) as exc:
+        err = UpstreamError(f"The stream from provider '{handle.provider}' failed ({type(exc).__name__}).",
+                            provider=handle.provider)
+        call.status = 502
+        yield encode_event(envelope(err))
+    finally:
+        with anyio.CancelScope(shield=True):
+            await handle.aclose()
+            if call.usage is None:
+                call.usage = handle.translator.usage
+            if call.usage is None and not finished:
+                # the client left or the stream broke before usage arrived: count what was served
+                prompt = estimate_prompt_tokens(req)
+                completion = estimate_text_tokens(out_chars) if out_chars else 0
+                call.usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+                              "total_tokens": prompt + completion, "estimated": True}
+            call.cost_micros = call.price(handle.target, call.usage)
+            await call.settle()
+
+
+def add_completion_routes(app: FastAPI) -> None:
+    for path in COMPLETION_PATHS:
+        app.add_api_route(
+            path,
+            handle_completion,
+            methods=["POST"],
+            include_in_schema=path == COMPLETION_PATHS[0],
+            summary="Create a chat completion (OpenAI-compatible)",
+            openapi_extra={
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatRequest"}}},
+                }
+            },
+        )

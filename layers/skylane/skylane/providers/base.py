@@ -1,0 +1,228 @@
+"""The adapter contract, and the small helpers every adapter shares.
+
+An adapter knows one wire protocol and does four jobs, all free of I/O except media fetches
+through `CallContext.fetch_media` (the guarded fetcher):
+
+    build_request(req, target, ctx)  -> UpstreamRequest        (async: may fetch image bytes)
+    parse_response(data, req, target) -> ChatCompletion dict    (model/id set by the gateway)
+    stream_translator(req, target)    -> StreamTranslator       (feed(event) -> chunk dicts)
+    map_error(status, body, headers, provider) -> SkylaneError
+
+Transport (the httpx client, retries, timeouts) lives in `upstream.py`. An adapter whose
+provider is not plain HTTP+JSON (Bedrock, through boto3) also sets `transport`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    InvalidRequest,
+    ModelNotFound,
+    PayloadTooLarge,
+    SkylaneError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+if TYPE_CHECKING:
+    from ..catalog import Target
+    from ..schema import ChatRequest
+
+__all__ = [
+    "Adapter",
+    "CallContext",
+    "Media",
+    "StreamTranslator",
+    "Transport",
+    "UpstreamRequest",
+    "classify_status",
+    "content_text",
+    "error_message",
+    "new_tool_call_id",
+    "parse_data_url",
+    "parse_retry_after",
+]
+
+
+@dataclass(slots=True)
+class Media:
+    data: bytes
+    mime_type: str
+
+
+@dataclass
+class UpstreamRequest:
+    url: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    # for non-HTTP transports (Bedrock): the call's keyword arguments
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+FetchMedia = Callable[[str], Awaitable[Media]]
+
+
+async def _no_fetch(url: str) -> Media:
+    raise InvalidRequest("Fetching remote media is not available here.", param="messages")
+
+
+@dataclass
+class CallContext:
+    """What an adapter may know about the call besides the request itself."""
+
+    api_key: str | None
+    base_url: str
+    default_max_tokens: int = 4096
+    fetch_media: FetchMedia = _no_fetch
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+class StreamTranslator:
+    """Turns upstream stream events into OpenAI chunk dicts ({"choices": [...]}, partial).
+
+    The gateway adds id/object/created/model. `usage` holds the OpenAI usage dict once the
+    upstream reported it (never invented). Raise a SkylaneError for an upstream error event.
+    """
+
+    usage: dict[str, Any] | None = None
+    done: bool = False  # set when the upstream said the stream is over
+
+    def feed(self, event: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def finish(self) -> list[dict[str, Any]]:
+        """Chunks still owed when the upstream stream ended (e.g. a held finish_reason)."""
+        return []
+
+
+class Transport:
+    """A non-HTTP transport (Bedrock's boto3 client). Errors raised are SkylaneErrors."""
+
+    async def complete(self, request: UpstreamRequest, ctx: CallContext) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream(self, request: UpstreamRequest, ctx: CallContext) -> AsyncIterator[Any]:
+        raise NotImplementedError
+
+
+class Adapter:
+    protocol: str = ""
+    transport: Transport | None = None
+
+    async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+        raise NotImplementedError
+
+    def parse_response(self, data: dict[str, Any], req: ChatRequest, target: Target) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def stream_translator(self, req: ChatRequest, target: Target) -> StreamTranslator:
+        raise NotImplementedError
+
+    def map_error(self, status: int, body: bytes, headers: Mapping[str, str], provider: str) -> SkylaneError:
+        raise NotImplementedError
+
+
+# ---- shared helpers --------------------------------------------------------------------------
+
+
+def new_tool_call_id() -> str:
+    return "call_" + secrets.token_hex(12)
+
+
+def content_text(content: Any) -> str:
+    """The text of a string or a list of text parts (other parts ignored)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(getattr(p, "text", "") or "" for p in content if getattr(p, "type", None) == "text")
+
+
+def parse_data_url(url: str) -> Media | None:
+    """Decode `data:<mime>;base64,<data>`; None when `url` is not a data URL."""
+    if not url.startswith("data:"):
+        return None
+    header, sep, payload = url[5:].partition(",")
+    if not sep or ";base64" not in header:
+        raise InvalidRequest("Image data URLs must be base64 encoded (data:<type>;base64,...).", param="messages")
+    mime = header.split(";", 1)[0] or "application/octet-stream"
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequest("Invalid base64 data in a data URL.", param="messages") from None
+    return Media(data=data, mime_type=mime.lower())
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    for name in ("retry-after-ms", "retry-after"):
+        raw = headers.get(name)
+        if raw:
+            try:
+                value = float(raw)
+            except ValueError:
+                continue
+            return value / 1000 if name == "retry-after-ms" else value
+    return None
+
+
+def error_message(body: bytes, default: str) -> tuple[str, dict[str, Any]]:
+    """A provider's error message from its JSON body ({"error": {"message"}} and kin)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return default, {}
+    if not isinstance(data, dict):
+        return default, {}
+    err = data.get("error", data)
+    if isinstance(err, dict):
+        msg = err.get("message")
+        if isinstance(msg, str) and msg:
+            return msg[:2000], err
+    elif isinstance(err, str) and err:
+        return err[:2000], data
+    return default, data if isinstance(data, dict) else {}
+
+
+def classify_status(
+    status: int, message: str, *, provider: str, retry_after: float | None = None
+) -> SkylaneError:
+    """Map an upstream HTTP status to a Skylane error (by status, never by message text)."""
+    if status in (401, 403):
+        # never echo the provider's text: it may quote the key
+        return UpstreamError(
+            f"The gateway could not authenticate with provider '{provider}' (upstream {status}); "
+            "check the provider key configured on the gateway.",
+            provider=provider,
+            code="upstream_auth_failed",
+            retryable=False,
+        )
+    if status == 404:
+        return ModelNotFound(f"Provider '{provider}' answered 404: {message}", provider=provider, param="model")
+    if status == 408:
+        return UpstreamTimeout(f"Provider '{provider}' timed out: {message}", provider=provider)
+    if status == 413:
+        return PayloadTooLarge(f"Provider '{provider}' refused the request as too large: {message}",
+                               provider=provider)
+    if status == 429:
+        return UpstreamRateLimited(
+            f"Provider '{provider}' is rate limiting requests: {message}", provider=provider, retry_after=retry_after
+        )
+    if 400 <= status < 500:
+        return InvalidRequest(message, provider=provider, code="upstream_bad_request")
+    if status in (503, 529):
+        return UpstreamUnavailable(
+            f"Provider '{provider}' is overloaded or unavailable: {message}", provider=provider,
+            retry_after=retry_after,
+        )
+    if status == 504:
+        return UpstreamTimeout(f"Provider '{provider}' timed out: {message}", provider=provider)
+    return UpstreamError(f"Provider '{provider}' failed ({status}): {message}", provider=provider)

@@ -1,0 +1,152 @@
+"""OpenAI chat completions, and every OpenAI-compatible provider (catalog rows, not modules).
+
+Requests pass through as the client sent them (unknown fields included), with `model` set to
+the upstream id and the gateway-only `models` removed; usage is requested in streams when the
+provider accepts `stream_options`. Answers are normalised to the spec (refusal, logprobs and
+finish_reason present, role on the first delta).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SkylaneError, UpstreamError
+from ..streaming import SSEEvent
+from .base import (
+    Adapter,
+    CallContext,
+    StreamTranslator,
+    UpstreamRequest,
+    classify_status,
+    error_message,
+    parse_retry_after,
+)
+
+if TYPE_CHECKING:
+    from ..catalog import Target
+    from ..schema import ChatRequest
+
+__all__ = ["ADAPTER", "OpenAIAdapter", "OpenAIStream"]
+
+_GATEWAY_FIELDS = ("models",)
+
+
+class OpenAIStream(StreamTranslator):
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.usage: dict[str, Any] | None = None
+        self._seen: set[int] = set()
+
+    def feed(self, event: SSEEvent) -> list[dict[str, Any]]:
+        data = event.data
+        if data == "[DONE]":
+            self.done = True
+            return []
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.",
+                                provider=self.provider) from None
+        if not isinstance(obj, dict):
+            raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.",
+                                provider=self.provider)
+        if "error" in obj:
+            raise _stream_error(obj, self.provider)
+        usage = obj.get("usage")
+        if usage:
+            self.usage = usage
+        choices = obj.get("choices") or []
+        if not choices:
+            return []
+        for choice in choices:
+            if "finish_reason" not in choice:
+                choice["finish_reason"] = None
+            index = choice.setdefault("index", 0)
+            if index not in self._seen:
+                self._seen.add(index)
+                delta = choice.setdefault("delta", {})
+                delta.setdefault("role", "assistant")
+        out: dict[str, Any] = {"choices": choices}
+        fp = obj.get("system_fingerprint")
+        if fp:
+            out["system_fingerprint"] = fp
+        return [out]
+
+
+def _stream_error(obj: dict[str, Any], provider: str) -> SkylaneError:
+    err = obj.get("error")
+    message = "stream error"
+    status = 502
+    if isinstance(err, dict):
+        message = str(err.get("message") or message)[:2000]
+        code = err.get("code")
+        if isinstance(code, int):
+            status = code
+        elif err.get("type") in ("rate_limit_error", "rate_limit_exceeded"):
+            status = 429
+        elif err.get("type") in ("overloaded_error", "server_error", "service_unavailable"):
+            status = 503
+    elif isinstance(err, str):
+        message = err[:2000]
+    if status < 400:
+        status = 502
+    exc = classify_status(status, message, provider=provider)
+    if status < 500 and not isinstance(exc, UpstreamError):
+        # a 4xx mid-stream is still the provider's failure from the client's point of view
+        return UpstreamError(f"Provider '{provider}' ended the stream with an error: {message}",
+                             provider=provider)
+    return exc
+
+
+class OpenAIAdapter(Adapter):
+    protocol = "openai"
+
+    async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+        body = dict(req.raw) if req.raw else req.model_dump(exclude_unset=True, by_alias=True)
+        for name in _GATEWAY_FIELDS:
+            body.pop(name, None)
+        body["model"] = target.upstream_model
+        if req.stream:
+            if target.provider.stream_usage:
+                opts = dict(body.get("stream_options") or {})
+                opts["include_usage"] = True
+                body["stream_options"] = opts
+        else:
+            body.pop("stream_options", None)
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if req.stream:
+            headers["accept"] = "text/event-stream"
+        if ctx.api_key:
+            headers["authorization"] = f"Bearer {ctx.api_key}"
+        headers.update(ctx.extra_headers)
+        return UpstreamRequest(url=f"{ctx.base_url}/chat/completions", headers=headers, body=body)
+
+    def parse_response(self, data: dict[str, Any], req: ChatRequest, target: Target) -> dict[str, Any]:
+        if "error" in data and "choices" not in data:
+            raise _stream_error(data, target.provider.name)
+        choices = data.get("choices")
+        if not isinstance(choices, list):
+            raise UpstreamError(f"Provider '{target.provider.name}' answered without choices.",
+                                provider=target.provider.name)
+        for i, choice in enumerate(choices):
+            choice.setdefault("index", i)
+            choice.setdefault("finish_reason", "stop")
+            choice.setdefault("logprobs", None)
+            msg = choice.setdefault("message", {})
+            msg.setdefault("role", "assistant")
+            msg.setdefault("content", None)
+            msg.setdefault("refusal", None)
+        data["object"] = "chat.completion"
+        return data
+
+    def stream_translator(self, req: ChatRequest, target: Target) -> StreamTranslator:
+        return OpenAIStream(target.provider.name)
+
+    def map_error(self, status: int, body: bytes, headers: Mapping[str, str], provider: str) -> SkylaneError:
+        message, _ = error_message(body, f"upstream returned HTTP {status}")
+        return classify_status(status, message, provider=provider, retry_after=parse_retry_after(headers))
+
+
+ADAPTER = OpenAIAdapter()

@@ -1,0 +1,467 @@
+"""OpenAI chat completions: the request models (pydantic) and the response/chunk builders.
+
+Requests are validated into `ChatRequest`; unknown top-level fields are kept (`model_extra`) so
+OpenAI-compatible providers receive them untouched. Responses and chunks are plain dicts built
+here so every adapter emits the same spec-conformant shape (`refusal`, `logprobs`,
+`finish_reason` always present).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
+
+from .errors import InvalidRequest
+
+__all__ = [
+    "MAX_MESSAGES",
+    "AssistantMessage",
+    "ChatRequest",
+    "ContentPart",
+    "DeveloperMessage",
+    "FilePart",
+    "FunctionDef",
+    "ImagePart",
+    "InputAudioPart",
+    "Message",
+    "SystemMessage",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolMessage",
+    "UserMessage",
+    "VideoPart",
+    "chunk",
+    "completion",
+    "completion_id",
+    "parse_request",
+    "usage",
+]
+
+MAX_MESSAGES = 4096
+MAX_TOKENS_CAP = 10_000_000
+MAX_JSON_DEPTH = 64
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=False)
+
+
+# ---- content parts -------------------------------------------------------------------------
+
+
+class TextPart(_Model):
+    type: Literal["text"]
+    text: str
+
+
+class ImageURL(_Model):
+    url: Annotated[str, Field(min_length=1)]
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(_Model):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+class InputAudio(_Model):
+    data: str
+    format: str
+
+
+class InputAudioPart(_Model):
+    type: Literal["input_audio"]
+    input_audio: InputAudio
+
+
+class FileData(_Model):
+    file_data: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+
+
+class FilePart(_Model):
+    type: Literal["file"]
+    file: FileData
+
+
+class VideoURL(_Model):
+    url: Annotated[str, Field(min_length=1)]
+
+
+class VideoPart(_Model):
+    type: Literal["video_url"]
+    video_url: VideoURL
+
+
+class RefusalPart(_Model):
+    type: Literal["refusal"]
+    refusal: str
+
+
+ContentPart = Annotated[
+    TextPart | ImagePart | InputAudioPart | FilePart | VideoPart, Field(discriminator="type")
+]
+AssistantPart = Annotated[TextPart | RefusalPart, Field(discriminator="type")]
+
+
+# ---- messages --------------------------------------------------------------------------------
+
+
+class FunctionCall(_Model):
+    name: str
+    arguments: str
+
+
+class ToolCall(_Model):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class SystemMessage(_Model):
+    role: Literal["system"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class DeveloperMessage(_Model):
+    role: Literal["developer"]
+    content: str | list[TextPart]
+    name: str | None = None
+
+
+class UserMessage(_Model):
+    role: Literal["user"]
+    content: str | list[ContentPart]
+    name: str | None = None
+
+
+class AssistantMessage(_Model):
+    role: Literal["assistant"]
+    content: str | list[AssistantPart] | None = None
+    tool_calls: list[ToolCall] | None = None
+    refusal: str | None = None
+    name: str | None = None
+    function_call: FunctionCall | None = None
+
+
+class ToolMessage(_Model):
+    role: Literal["tool"]
+    content: str | list[TextPart]
+    tool_call_id: str
+
+
+class FunctionMessage(_Model):
+    role: Literal["function"]
+    content: str | None
+    name: str
+
+
+Message = Annotated[
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | FunctionMessage,
+    Field(discriminator="role"),
+]
+
+
+# ---- tools and formats -----------------------------------------------------------------------
+
+
+class FunctionDef(_Model):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.\-]{1,64}$")]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(_Model):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedFunction(_Model):
+    name: str
+
+
+class NamedToolChoice(_Model):
+    type: Literal["function"]
+    function: NamedFunction
+
+
+class JSONSchemaFormat(_Model):
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_\-]{1,64}$")]
+    description: str | None = None
+    schema_: Annotated[dict[str, Any] | None, Field(alias="schema")] = None
+    strict: bool | None = None
+
+
+class ResponseFormatText(_Model):
+    type: Literal["text"]
+
+
+class ResponseFormatJSONObject(_Model):
+    type: Literal["json_object"]
+
+
+class ResponseFormatJSONSchema(_Model):
+    type: Literal["json_schema"]
+    json_schema: JSONSchemaFormat
+
+
+ResponseFormat = Annotated[
+    ResponseFormatText | ResponseFormatJSONObject | ResponseFormatJSONSchema, Field(discriminator="type")
+]
+
+
+class StreamOptions(_Model):
+    include_usage: bool | None = None
+
+
+# ---- the request -----------------------------------------------------------------------------
+
+
+class ChatRequest(_Model):
+    model: str | None = None
+    messages: Annotated[list[Message], Field(max_length=MAX_MESSAGES)]
+    # gateway-only: fallback models, tried in order after `model` (OpenRouter style)
+    models: Annotated[list[str] | None, Field(max_length=8)] = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    top_p: Annotated[float | None, Field(ge=0, le=1)] = None
+    max_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS_CAP)] = None
+    max_completion_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS_CAP)] = None
+    stop: str | Annotated[list[str], Field(max_length=16)] | None = None
+    n: Annotated[int | None, Field(ge=1, le=128)] = None
+    seed: int | None = None
+    presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+    logit_bias: dict[str, float] | None = None
+    user: str | None = None
+    metadata: dict[str, str] | None = None
+    tools: Annotated[list[Tool] | None, Field(max_length=512)] = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: str | None = None
+    # the body as the client sent it (model filled in), for faithful passthrough
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        return self._raw
+
+    @property
+    def output_limit(self) -> int | None:
+        """The caller's cap on output tokens (max_completion_tokens wins over max_tokens)."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+    @property
+    def wants_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+_request_adapter: TypeAdapter[ChatRequest] = TypeAdapter(ChatRequest)
+
+
+def _depth_ok(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return False
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return True
+
+
+def _param(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            # union branch names (e.g. 'user', 'str', 'list[...]') are not fields
+            if part in {"system", "developer", "user", "assistant", "tool", "function"} and out.endswith("]"):
+                continue
+            if part in {"text", "image_url", "input_audio", "file", "video_url", "refusal"} and out.endswith(
+                "]"
+            ):
+                continue
+            if (
+                part.startswith(("str", "list[", "dict[", "int", "float", "bool", "literal[", "function-"))
+                or part.endswith("ToolChoice")
+                or part in {"NamedToolChoice"}
+            ):
+                continue
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def _validation_error(exc: ValidationError) -> InvalidRequest:
+    errors = exc.errors(include_url=False)
+    # prefer the most specific error (longest location); a union produces one per branch
+    first = max(errors, key=lambda e: len(e["loc"])) if errors else None
+    if first is None:
+        return InvalidRequest("Invalid request body")
+    param = _param(tuple(first["loc"]))
+    if first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        disc = str(first.get("ctx", {}).get("discriminator", "")).strip("'")
+        param = f"{param}.{disc}" if disc else param
+        expected = first.get("ctx", {}).get("expected_tags", "")
+        tag = first.get("ctx", {}).get("tag")
+        if tag is None:
+            msg = f"Missing required parameter: '{param}'."
+        else:
+            msg = f"Invalid value for '{param}': {str(tag)[:64]!r}. Supported values are: {expected}."
+    elif first["type"] == "missing":
+        msg = f"Missing required parameter: '{param}'."
+    elif first["type"] == "extra_forbidden":
+        msg = f"Unrecognized request argument supplied: {param}"
+    else:
+        msg = f"Invalid value for '{param}': {first['msg']}."
+    return InvalidRequest(msg, param=param, code="invalid_value")
+
+
+def parse_request(body: bytes | str | dict[str, Any], default_model: str | None = None) -> ChatRequest:
+    """Parse and validate a chat completions body; raise InvalidRequest naming the field."""
+    if isinstance(body, dict):
+        data: Any = body
+    else:
+        try:
+            data = json.loads(body)
+        except RecursionError:
+            raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidRequest(
+                "We could not parse the JSON body of your request. The body must be valid JSON.",
+                code="invalid_json",
+            ) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    if not _depth_ok(data, MAX_JSON_DEPTH):
+        raise InvalidRequest(
+            f"The request body is nested too deeply (more than {MAX_JSON_DEPTH} levels).", code="invalid_json"
+        )
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest("Invalid value for 'model': expected a string.", param="model", code="invalid_value")
+    if not model:
+        if not default_model:
+            raise InvalidRequest("You must specify a model to call", param="model", code="missing_model")
+        data = {**data, "model": default_model}
+    messages = data.get("messages")
+    if messages is None:
+        raise InvalidRequest("Missing required parameter: 'messages'.", param="messages", code="missing_required")
+    if isinstance(messages, list) and not messages:
+        raise InvalidRequest("Messages array cannot be empty", param="messages", code="empty_array")
+    if isinstance(messages, list) and len(messages) > MAX_MESSAGES:
+        raise InvalidRequest(
+            f"Too many messages: {len(messages)} (at most {MAX_MESSAGES}).", param="messages", code="invalid_value"
+        )
+    try:
+        req = _request_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise _validation_error(exc) from None
+    req._raw = data
+    return req
+
+
+# ---- responses -------------------------------------------------------------------------------
+
+
+def completion_id() -> str:
+    return "chatcmpl-" + uuid.uuid4().hex
+
+
+def usage(
+    prompt: int,
+    completion: int,
+    *,
+    cached: int | None = None,
+    reasoning: int | None = None,
+    total: int | None = None,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": total if total is not None else prompt + completion,
+    }
+    if cached is not None:
+        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    if reasoning is not None:
+        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return out
+
+
+def message(
+    content: str | None, tool_calls: list[dict[str, Any]] | None = None, refusal: str | None = None
+) -> dict[str, Any]:
+    msg: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
+    if tool_calls:
+        msg["tool_calls"] = tool_calls
+    return msg
+
+
+def completion(
+    *,
+    model: str,
+    choices: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    id: str | None = None,
+    created: int | None = None,
+    system_fingerprint: str | None = None,
+) -> dict[str, Any]:
+    """A ChatCompletion dict. Each choice: {"index", "message", "finish_reason"} (logprobs added)."""
+    for choice in choices:
+        choice.setdefault("logprobs", None)
+        msg = choice["message"]
+        msg.setdefault("refusal", None)
+        msg.setdefault("content", None)
+    out: dict[str, Any] = {
+        "id": id or completion_id(),
+        "object": "chat.completion",
+        "created": created or int(time.time()),
+        "model": model,
+        "choices": choices,
+    }
+    if usage is not None:
+        out["usage"] = usage
+    if system_fingerprint is not None:
+        out["system_fingerprint"] = system_fingerprint
+    return out
+
+
+def chunk(
+    id: str,
+    created: int,
+    model: str,
+    choices: list[dict[str, Any]],
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A ChatCompletionChunk dict; usage only on the final usage chunk (then choices == [])."""
+    out: dict[str, Any] = {
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+    }
+    if usage is not None:
+        out["usage"] = usage
+    return out

@@ -1,0 +1,88 @@
+"""Server-sent events, once for every adapter: decoding upstream streams, encoding to clients.
+
+`decode_sse` turns an async byte stream into `SSEEvent`s (field parsing per the WHATWG
+event-stream rules: `event:`, `data:` (joined by newlines), comments and `id:`/`retry:` ignored,
+CR/LF/CRLF line ends). Adapters never see framing. `[DONE]` is delivered as an event; the
+OpenAI translator ends on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["DONE", "SSEEvent", "decode_sse", "encode_done", "encode_event", "encode_json"]
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class SSEEvent:
+    event: str  # "message" when the stream names none
+    data: str
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+    buf = b""
+    event = ""
+    data: list[str] = []
+    async for piece in chunks:
+        if not piece:
+            continue
+        buf += piece
+        hold_cr = False
+        if b"\r" in buf:
+            # normalise CRLF / CR; a trailing CR may be half of a CRLF split across pieces
+            hold_cr = buf.endswith(b"\r")
+            if hold_cr:
+                buf = buf[:-1]
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            line = buf[:nl].decode("utf-8", errors="replace")
+            buf = buf[nl + 1 :]
+            if not line:
+                if data:
+                    yield SSEEvent(event or "message", "\n".join(data))
+                event, data = "", []
+                continue
+            if line[0] == ":":
+                continue
+            name, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+        if hold_cr:
+            buf += b"\r"
+    # a final event without its blank line still counts (some servers close without it)
+    tail_line = buf.decode("utf-8", errors="replace").strip("\r\n")
+    if tail_line.startswith("data:"):
+        value = tail_line[5:]
+        data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        yield SSEEvent(event or "message", "\n".join(data))
+
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_json(obj: Any) -> str:
+    return _dumps(obj)
+
+
+def encode_event(obj: dict[str, Any]) -> bytes:
+    return b"data: " + _dumps(obj).encode() + b"\n\n"
+
+
+def encode_done() -> bytes:
+    return DONE

@@ -1,0 +1,58 @@
+"""Shared fixtures: real loopback servers for fake providers and for the gateway itself."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from skylane.http.apps import create_app  # noqa: E402
+from skylane.settings import Settings  # noqa: E402
+
+from tests.fakes.openai_upstream import FakeOpenAI  # noqa: E402
+from tests.fakes.server import serve  # noqa: E402
+
+UPSTREAM_KEY = "sk-upstream-test"
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[tuple[FakeOpenAI, str]]:
+    fake = FakeOpenAI(UPSTREAM_KEY)
+    with serve(fake.app) as url:
+        yield fake, url + "/v1"
+
+
+def make_settings(**env: str) -> Settings:
+    base = {"SKYLANE_AUTH": "disabled", "SKYLANE_LOG_LEVEL": "WARNING", "SKYLANE_RETRY_BASE_DELAY": "0.01"}
+    base.update(env)
+    return Settings.from_env(base)
+
+
+@pytest.fixture(scope="session")
+def gateway_factory() -> Iterator[Callable[..., str]]:
+    """gateway_factory(**env) → base URL of a real uvicorn server running Skylane with that env."""
+    with ExitStack() as stack:
+
+        def start(**env: str) -> str:
+            app = create_app(make_settings(**env))
+            return stack.enter_context(serve(app))
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def gateway(gateway_factory: Callable[..., str], fake_openai: tuple[FakeOpenAI, str]) -> str:
+    """A gateway (auth off) with the openai provider pointed at the fake."""
+    return gateway_factory(OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=fake_openai[1])
+
+
+def last_request(fake: Any) -> dict[str, Any]:
+    return fake.requests[-1]
