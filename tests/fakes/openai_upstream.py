@@ -1,6 +1,9 @@
 """A fake OpenAI chat completions server speaking the real wire format (JSON and SSE).
 
-Behaviour is chosen by the last user message, so tests drive it through any client:
+Behaviour is chosen by the last message, so tests drive it through any client:
+  a tool result   → "Tool said: <result>"
+  an image        → "I see an image (<mime>, <N> bytes)"
+  "length"        → finish_reason "length"
   "tool"          → one tool call (the first tool the request offers)
   "tools2"        → two parallel tool calls
   "json"          → a JSON object as content
@@ -12,6 +15,7 @@ Every request is recorded in `FakeOpenAI.requests` (body and headers) for assert
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from typing import Any
@@ -75,6 +79,22 @@ class FakeOpenAI:
         })
 
     def _answer(self, body: dict[str, Any], text: str) -> tuple[str | None, list[dict[str, Any]], str]:
+        last = body["messages"][-1]
+        if last.get("role") == "tool":
+            c = last.get("content")
+            result = c if isinstance(c, str) else "".join(p.get("text", "") for p in c)
+            return f"Tool said: {result}", [], "stop"
+        if isinstance(last.get("content"), list):
+            for part in last["content"]:
+                if part.get("type") == "image_url":
+                    url = part["image_url"]["url"]
+                    if url.startswith("data:"):
+                        mime = url[5:].split(";", 1)[0]
+                        size = len(base64.b64decode(url.split(",", 1)[1]))
+                        return f"I see an image ({mime}, {size} bytes)", [], "stop"
+                    return f"I see an image (url, {url})", [], "stop"
+        if text.startswith("length"):
+            return "Truncated answer", [], "length"
         tools = body.get("tools") or []
         if text.startswith("tool") and tools:
             n = 2 if text.startswith("tools2") else 1
@@ -85,7 +105,7 @@ class FakeOpenAI:
                               "function": {"name": name, "arguments": json.dumps({"city": f"Paris{i}"})}})
             return None, calls, "tool_calls"
         if text.startswith("json"):
-            return json.dumps({"answer": 42, "model": body["model"]}), [], "stop"
+            return json.dumps({"answer": 42}), [], "stop"
         return f"Hello from fake-openai: {text}", [], "stop"
 
     async def _stream(self, body: dict[str, Any], content: str | None, tool_calls: list[dict[str, Any]],

@@ -14,6 +14,7 @@ from ..upstream import aclose_client
 from .common import AppState, JSONBytes, install_common
 from .completions import add_completion_routes
 from .models import add_model_routes
+from .openapi import install_openapi
 
 __all__ = ["create_app", "create_completions_app", "create_models_app"]
 
@@ -29,6 +30,7 @@ def _base(title: str, state: AppState | None, settings: Settings | None) -> tupl
     app = FastAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
                   lifespan=_lifespan)
     install_common(app, state)
+    install_openapi(app)
 
     async def health() -> Response:
         return JSONBytes({"status": "ok"})
