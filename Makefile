@@ -30,7 +30,7 @@ run: deps
 	$(VENV)/bin/skylane serve --host $(HOST) --port $(PORT)
 
 lint: deps
-	$(VENV)/bin/ruff check layers functions tests bench
+	$(VENV)/bin/ruff check .
 
 test: deps lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
