@@ -22,8 +22,16 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse as _StarletteJSON
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+
+
+class JSONResponse(_StarletteJSON):
+    """Like OpenAI's servers, escape non-ASCII (so lone surrogates survive as \\u escapes)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content).encode()
 
 
 def _last_user_text(body: dict[str, Any]) -> str:

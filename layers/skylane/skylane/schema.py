@@ -60,7 +60,7 @@ class TextPart(_Model):
 
 
 class ImageURL(_Model):
-    url: Annotated[str, Field(min_length=1)]
+    url: Annotated[str, Field(min_length=1, pattern=r"^(https?://|data:)")]
     detail: Literal["auto", "low", "high"] | None = None
 
 
@@ -91,7 +91,7 @@ class FilePart(_Model):
 
 
 class VideoURL(_Model):
-    url: Annotated[str, Field(min_length=1)]
+    url: Annotated[str, Field(min_length=1, pattern=r"^(https?://|gs://|data:)")]
 
 
 class VideoPart(_Model):
@@ -290,26 +290,41 @@ def _depth_ok(value: Any, limit: int) -> bool:
     return True
 
 
+_ROLE_TAGS = {"system", "developer", "user", "assistant", "tool", "function"}
+_PART_TAGS = {"text", "image_url", "input_audio", "file", "video_url", "refusal"}
+_FORMAT_TAGS = {"text", "json_object", "json_schema"}
+_LABEL_PREFIXES = ("list[", "dict[", "literal[", "function-", "nullable[", "union[", "tagged-union[", "constrained-")
+
+
+def _is_label(part: str) -> bool:
+    """pydantic's names for union branches, which are not fields."""
+    return part in ("str", "int", "float", "bool", "dict", "list") or part.startswith(_LABEL_PREFIXES) or (
+        part[:1].isupper()
+    )
+
+
 def _param(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as an OpenAI-style param: messages[0].content[1].image_url.url."""
     out = ""
+    last_field = ""
+    after_index = False
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
-            # union branch names (e.g. 'user', 'str', 'list[...]') are not fields
-            if part in {"system", "developer", "user", "assistant", "tool", "function"} and out.endswith("]"):
-                continue
-            if part in {"text", "image_url", "input_audio", "file", "video_url", "refusal"} and out.endswith(
-                "]"
-            ):
-                continue
-            if (
-                part.startswith(("str", "list[", "dict[", "int", "float", "bool", "literal[", "function-"))
-                or part.endswith("ToolChoice")
-                or part in {"NamedToolChoice"}
-            ):
-                continue
-            out += f".{part}" if out else str(part)
+            after_index = True
+            continue
+        if _is_label(part):
+            continue
+        if after_index and (
+            (last_field == "messages" and part in _ROLE_TAGS) or (last_field == "content" and part in _PART_TAGS)
+        ):
+            after_index = False
+            continue
+        if last_field == "response_format" and part in _FORMAT_TAGS and out.endswith("response_format"):
+            continue
+        out += f".{part}" if out else str(part)
+        last_field = part
+        after_index = False
     return out or "body"
 
 
@@ -338,13 +353,17 @@ def _validation_error(exc: ValidationError) -> InvalidRequest:
     return InvalidRequest(msg, param=param, code="invalid_value")
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def parse_request(body: bytes | str | dict[str, Any], default_model: str | None = None) -> ChatRequest:
     """Parse and validate a chat completions body; raise InvalidRequest naming the field."""
     if isinstance(body, dict):
         data: Any = body
     else:
         try:
-            data = json.loads(body)
+            data = json.loads(body, parse_constant=_reject_constant)
         except RecursionError:
             raise InvalidRequest("The request body is nested too deeply.", code="invalid_json") from None
         except (ValueError, UnicodeDecodeError):

@@ -74,14 +74,20 @@ async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
-def encode_json(obj: Any) -> str:
-    return _dumps(obj)
+def encode_json(obj: Any) -> bytes:
+    """Compact UTF-8 JSON; text with lone surrogates (legal in JSON escapes) falls back to \\u escapes."""
+    text = _dumps(obj)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return _dumps_ascii(obj).encode()
 
 
 def encode_event(obj: dict[str, Any]) -> bytes:
-    return b"data: " + _dumps(obj).encode() + b"\n\n"
+    return b"data: " + encode_json(obj) + b"\n\n"
 
 
 def encode_done() -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ from ..gate import Gate, build_gate
 from ..observe import configure_logging, logger
 from ..router import Breaker
 from ..settings import Settings, get_settings
+from ..streaming import encode_json
 
 __all__ = ["AppState", "JSONBytes", "error_response", "install_common", "request_id"]
 
@@ -36,14 +36,11 @@ class AppState:
         return cls(settings=settings, catalog=load_catalog(settings), gate=build_gate(settings))
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 class JSONBytes(Response):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
-        return _dumps(content).encode()
+        return encode_json(content)
 
 
 def request_id(request: Request) -> str:
