@@ -16,7 +16,6 @@ if str(ROOT) not in sys.path:
 
 from skylane.http.apps import create_app  # noqa: E402
 from skylane.settings import Settings  # noqa: E402
-
 from tests.fakes.openai_upstream import FakeOpenAI  # noqa: E402
 from tests.fakes.server import serve  # noqa: E402
 
