@@ -41,6 +41,7 @@ class Settings:
     auth_enabled: bool
     auth_cache_ttl: float
     auth_negative_cache_ttl: float
+    auth_cache_size: int
     keys_table: str
     limits_table: str
     default_model: str | None
@@ -77,6 +78,7 @@ class Settings:
             auth_enabled=auth == "enabled",
             auth_cache_ttl=_float(e, "SKYLANE_AUTH_CACHE_TTL", 5.0),
             auth_negative_cache_ttl=_float(e, "SKYLANE_AUTH_NEGATIVE_CACHE_TTL", 2.0),
+            auth_cache_size=_int(e, "SKYLANE_AUTH_CACHE_SIZE", 10_000),
             keys_table=e.get("SKYLANE_KEYS_TABLE", "skylane-keys"),
             limits_table=e.get("SKYLANE_LIMITS_TABLE", "skylane-limits"),
             default_model=e.get("SKYLANE_DEFAULT_MODEL") or None,
