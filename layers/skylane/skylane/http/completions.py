@@ -73,6 +73,7 @@ class Call:
                                    target.model.max_output_tokens or self.state.settings.default_max_tokens),
             fetch_media=self._fetch_media,
             extra_headers=provider.extra_headers,
+            settings=self.state.settings,
         )
 
     async def _fetch_media(self, url: str) -> Any:

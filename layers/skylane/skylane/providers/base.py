@@ -36,6 +36,7 @@ from ..errors import (
 if TYPE_CHECKING:
     from ..catalog import Target
     from ..schema import ChatRequest
+    from ..settings import Settings
 
 __all__ = [
     "Adapter",
@@ -84,6 +85,8 @@ class CallContext:
     default_max_tokens: int = 4096
     fetch_media: FetchMedia = _no_fetch
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # the gateway's settings, for transports configured from them (Bedrock: region, endpoint)
+    settings: Settings | None = None
 
 
 class StreamTranslator:
