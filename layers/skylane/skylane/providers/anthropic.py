@@ -1,0 +1,529 @@
+"""Anthropic Messages (`POST {base}/v1/messages`): OpenAI chat completions in and out.
+
+Request mapping. `system` and `developer` messages, wherever they stand, become the top-level
+`system` (text blocks, in order); consecutive same-role turns are merged (Anthropic wants
+user/assistant alternation); `tool` messages become `tool_result` blocks at the front of a user
+turn; assistant `tool_calls` become `tool_use` blocks. Tool-call ids outside Anthropic's
+`[A-Za-z0-9_-]` alphabet are rewritten the same way on both sides, so a conversation started
+on another provider can continue here. OpenAI parameters with no Anthropic counterpart:
+
+    parameter                          decision
+    ---------------------------------  -------------------------------------------------------
+    n > 1                              400 unsupported_parameter (one choice only)
+    logprobs=true, top_logprobs        400 unsupported_parameter (no token probabilities)
+    presence/frequency_penalty != 0    400 unsupported_parameter (0 is accepted: a no-op)
+    logit_bias (non-empty)             400 unsupported_parameter
+    modalities containing "audio"      400 unsupported_parameter
+    temperature > 1                    400 invalid_value (Anthropic's range is 0..1)
+    seed                               dropped: a best-effort hint in OpenAI too
+    metadata, store, service_tier,     dropped: OpenAI account features
+      prediction, reasoning_effort
+    message `name`, image `detail`,    dropped: no Anthropic field
+      tool `strict`
+    unknown top-level fields           dropped: Anthropic rejects unknown keys
+    user                               metadata.user_id
+    response_format json_schema        a forced tool `json_response` (input_schema = the schema)
+                                       whose input is returned as the message content JSON
+    response_format json_object        the same tool with a permissive object schema
+    input_audio parts, file_id files   400 unsupported_parameter; a PDF `file_data` → document
+
+Response mapping: text blocks joined → `content`; `tool_use` → `tool_calls` (id = the
+`toolu_` id, arguments = the JSON of `input`); `thinking` / `redacted_thinking` blocks are
+dropped (the `thinking` option is never sent, so they only appear from a misconfigured proxy);
+`stop_reason` by `FINISH_REASONS` below; usage per PROTOCOLS.md (prompt = input + cache
+creation + cache read, cached = cache read). Streams keep OpenAI's dense tool-call indexes:
+the N-th `tool_use` block is tool index N whatever its content-block index.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .. import schema
+from ..errors import InvalidRequest, SkylaneError, UnsupportedParameter, UpstreamError
+from ..streaming import SSEEvent
+from .base import (
+    Adapter,
+    CallContext,
+    StreamTranslator,
+    UpstreamRequest,
+    classify_status,
+    content_text,
+    error_message,
+    parse_data_url,
+    parse_retry_after,
+)
+
+if TYPE_CHECKING:
+    from ..catalog import Target
+    from ..schema import ChatRequest
+
+__all__ = ["ADAPTER", "FINISH_REASONS", "JSON_TOOL", "AnthropicAdapter", "AnthropicStream", "usage_from"]
+
+API_VERSION = "2023-06-01"
+JSON_TOOL = "json_response"
+
+# Anthropic stop_reason → OpenAI finish_reason (anything unknown → "stop")
+FINISH_REASONS: dict[str, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+# Anthropic error.type → the HTTP status it stands for (529 is Anthropic's "overloaded")
+_ERROR_STATUS: dict[str, int] = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_ID_BAD = re.compile(r"[^A-Za-z0-9_-]")
+_PERMISSIVE_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
+def _tool_id(call_id: str) -> str:
+    return _ID_BAD.sub("_", call_id) or "toolu_empty"
+
+
+def _json_mode(req: ChatRequest) -> bool:
+    fmt = req.response_format
+    return fmt is not None and fmt.type in ("json_schema", "json_object")
+
+
+# ---- request ---------------------------------------------------------------------------------
+
+
+def _check_params(req: ChatRequest) -> None:
+    bad: list[str] = []
+    if req.n is not None and req.n > 1:
+        bad.append("n")
+    if req.logprobs:
+        bad.append("logprobs")
+    if req.top_logprobs:
+        bad.append("top_logprobs")
+    if req.presence_penalty:
+        bad.append("presence_penalty")
+    if req.frequency_penalty:
+        bad.append("frequency_penalty")
+    if req.logit_bias:
+        bad.append("logit_bias")
+    modalities = (req.model_extra or {}).get("modalities")
+    if isinstance(modalities, list) and "audio" in modalities:
+        bad.append("modalities")
+    if bad:
+        names = ", ".join(f"'{b}'" for b in bad)
+        raise UnsupportedParameter(f"Anthropic models do not support {names}.", param=bad[0])
+    if req.temperature is not None and req.temperature > 1:
+        raise InvalidRequest(
+            f"Invalid value for 'temperature': {req.temperature}. Anthropic models accept 0 to 1.",
+            param="temperature", code="invalid_value",
+        )
+
+
+def _arguments(raw: str, param: str) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest(f"Invalid value for '{param}': the tool call arguments are not valid JSON.",
+                             param=param, code="invalid_value") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"Invalid value for '{param}': the tool call arguments must be a JSON object.",
+                             param=param, code="invalid_value")
+    return value
+
+
+def _user_part(part: Any, param: str, target: Target) -> dict[str, Any] | None:
+    kind = part.type
+    if kind == "text":
+        return {"type": "text", "text": part.text} if part.text else None
+    if kind == "image_url":
+        if not target.model.vision:
+            raise InvalidRequest(f"Model '{target.requested}' does not accept image input.", param=param,
+                                 code="unsupported_content")
+        url = part.image_url.url
+        media = parse_data_url(url)
+        if media is None:
+            return {"type": "image", "source": {"type": "url", "url": url}}
+        if media.mime_type not in _IMAGE_TYPES:
+            raise InvalidRequest(
+                f"Image type '{media.mime_type}' is not supported by Anthropic (use jpeg, png, gif or webp).",
+                param=param, code="unsupported_content",
+            )
+        return {"type": "image", "source": {"type": "base64", "media_type": media.mime_type,
+                                            "data": url.split(",", 1)[1]}}
+    if kind == "video_url":
+        raise InvalidRequest(f"Model '{target.requested}' does not accept video input.", param=param,
+                             code="unsupported_content")
+    if kind == "file":
+        data = part.file.file_data
+        media = parse_data_url(data) if data else None
+        if media is not None and media.mime_type == "application/pdf":
+            return {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                                   "data": data.split(",", 1)[1]}}
+        raise UnsupportedParameter("Anthropic models accept files only as PDF data URLs in 'file_data'.",
+                                   param=param)
+    raise UnsupportedParameter(f"Anthropic models do not accept '{kind}' content.", param=param)
+
+
+def _tool_result(msg: Any) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": _tool_id(msg.tool_call_id)}
+    text = content_text(msg.content)
+    if text:
+        block["content"] = text
+    return block
+
+
+def _assistant_blocks(msg: Any, i: int) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    if isinstance(msg.content, str):
+        if msg.content:
+            blocks.append({"type": "text", "text": msg.content})
+    elif msg.content:
+        for part in msg.content:
+            text = part.text if part.type == "text" else part.refusal
+            if text:
+                blocks.append({"type": "text", "text": text})
+    for j, call in enumerate(msg.tool_calls or ()):
+        param = f"messages[{i}].tool_calls[{j}].function.arguments"
+        blocks.append({"type": "tool_use", "id": _tool_id(call.id), "name": call.function.name,
+                       "input": _arguments(call.function.arguments, param)})
+    if msg.function_call is not None:
+        raise UnsupportedParameter("Legacy 'function_call' messages are not supported; use 'tool_calls'.",
+                                   param=f"messages[{i}].function_call")
+    return blocks
+
+
+def build_messages(req: ChatRequest, target: Target) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system text blocks, alternating messages) for an OpenAI message list."""
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    for i, msg in enumerate(req.messages):
+        role = msg.role
+        if role in ("system", "developer"):
+            text = content_text(msg.content)
+            if text:
+                system.append({"type": "text", "text": text})
+            continue
+        if role == "user":
+            if isinstance(msg.content, str):
+                blocks = [{"type": "text", "text": msg.content}] if msg.content else []
+            else:
+                blocks = [b for j, p in enumerate(msg.content)
+                          if (b := _user_part(p, f"messages[{i}].content[{j}]", target)) is not None]
+        elif role == "tool":
+            role, blocks = "user", [_tool_result(msg)]
+        elif role == "assistant":
+            blocks = _assistant_blocks(msg, i)
+        else:
+            raise UnsupportedParameter("Legacy 'function' messages are not supported; use tool messages.",
+                                       param=f"messages[{i}].role")
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    for m in out:
+        if m["role"] == "user":  # tool results must open a user turn
+            m["content"].sort(key=lambda b: b["type"] != "tool_result")
+    if not out:
+        raise InvalidRequest("The request has no user or assistant message with content.", param="messages",
+                             code="invalid_value")
+    return system, out
+
+
+def _tools(req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    tools: list[dict[str, Any]] = []
+    for t in req.tools or ():
+        fn = t.function
+        tool: dict[str, Any] = {"name": fn.name, "input_schema": fn.parameters or {"type": "object",
+                                                                                  "properties": {}}}
+        if fn.description:
+            tool["description"] = fn.description
+        tools.append(tool)
+    choice: dict[str, Any] | None = None
+    tc = req.tool_choice
+    if tc == "none":
+        choice = {"type": "none"}
+    elif tc == "required":
+        choice = {"type": "any"}
+    elif tc == "auto":
+        choice = {"type": "auto"}
+    elif tc is not None:
+        choice = {"type": "tool", "name": tc.function.name}
+    if _json_mode(req):
+        fmt = req.response_format
+        schema_: dict[str, Any] = _PERMISSIVE_OBJECT
+        description = "Answer with a JSON object."
+        if fmt is not None and fmt.type == "json_schema":
+            schema_ = fmt.json_schema.schema_ or _PERMISSIVE_OBJECT
+            name = fmt.json_schema.name
+            description = fmt.json_schema.description or f"Answer with JSON matching the '{name}' schema."
+        if any(t["name"] == JSON_TOOL for t in tools):
+            raise InvalidRequest(f"The tool name '{JSON_TOOL}' is reserved when 'response_format' asks for JSON.",
+                                 param="tools", code="invalid_value")
+        if not tools or tc == "none":
+            tools = []
+            choice = {"type": "tool", "name": JSON_TOOL}
+        elif choice is None or choice["type"] == "auto":
+            choice = {"type": "any"}  # a real tool call, or the JSON answer
+        tools.append({"name": JSON_TOOL, "description": description, "input_schema": schema_})
+    if not tools:
+        return [], None
+    if req.parallel_tool_calls is False and (choice is None or choice["type"] != "none"):
+        choice = dict(choice or {"type": "auto"})
+        choice["disable_parallel_tool_use"] = True
+    return tools, choice
+
+
+def build_body(req: ChatRequest, target: Target, default_max_tokens: int) -> dict[str, Any]:
+    """The Messages API body for a chat completions request (pure)."""
+    _check_params(req)
+    system, messages = build_messages(req, target)
+    body: dict[str, Any] = {"model": target.upstream_model, "max_tokens": req.output_limit or default_max_tokens,
+                            "messages": messages}
+    if system:
+        body["system"] = system
+    if req.temperature is not None:
+        body["temperature"] = req.temperature
+    if req.top_p is not None:
+        body["top_p"] = req.top_p
+    if req.stop_list:
+        body["stop_sequences"] = req.stop_list
+    tools, choice = _tools(req)
+    if tools:
+        body["tools"] = tools
+    if choice is not None:
+        body["tool_choice"] = choice
+    if req.user:
+        body["metadata"] = {"user_id": req.user}
+    if req.stream:
+        body["stream"] = True
+    return body
+
+
+# ---- response --------------------------------------------------------------------------------
+
+
+def usage_from(u: Mapping[str, Any]) -> dict[str, Any]:
+    cache_read = int(u.get("cache_read_input_tokens") or 0)
+    prompt = int(u.get("input_tokens") or 0) + int(u.get("cache_creation_input_tokens") or 0) + cache_read
+    return schema.usage(prompt, int(u.get("output_tokens") or 0), cached=cache_read)
+
+
+def _finish(stop_reason: Any, json_only: bool) -> str:
+    reason = FINISH_REASONS.get(stop_reason, "stop") if isinstance(stop_reason, str) else "stop"
+    return "stop" if reason == "tool_calls" and json_only else reason
+
+
+def parse_message(data: dict[str, Any], req: ChatRequest, target: Target) -> dict[str, Any]:
+    provider = target.provider.name
+    if data.get("type") == "error":
+        raise _event_error(data, provider, stream=False)
+    blocks = data.get("content")
+    if not isinstance(blocks, list):
+        raise UpstreamError(f"Provider '{provider}' answered without content.", provider=provider)
+    json_mode = _json_mode(req)
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    json_answer: str | None = None
+    for block in blocks:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            texts.append(str(block.get("text") or ""))
+        elif kind == "tool_use":
+            args = json.dumps(block.get("input") or {}, ensure_ascii=False)
+            if json_mode and block.get("name") == JSON_TOOL:
+                json_answer = args
+                continue
+            calls.append({"id": block.get("id"), "type": "function",
+                          "function": {"name": block.get("name"), "arguments": args}})
+    if json_answer is not None and not calls:
+        content: str | None = json_answer
+    else:
+        content = "".join(texts) if texts or not calls else None
+    finish = _finish(data.get("stop_reason"), json_answer is not None and not calls)
+    choice = {"index": 0, "message": schema.message(content, calls or None), "finish_reason": finish}
+    raw_usage = data.get("usage")
+    return schema.completion(model=target.requested, choices=[choice],
+                             usage=usage_from(raw_usage) if isinstance(raw_usage, dict) else None)
+
+
+# ---- stream ----------------------------------------------------------------------------------
+
+
+class AnthropicStream(StreamTranslator):
+    """Anthropic stream events → OpenAI chunks. The role rides on the first real chunk, so an
+    `error` event before any content is still a retryable attempt failure."""
+
+    def __init__(self, provider: str, json_mode: bool) -> None:
+        self.provider = provider
+        self.json_mode = json_mode
+        self.usage: dict[str, Any] | None = None
+        self._raw_usage: dict[str, Any] = {}
+        self._blocks: dict[int, tuple[str, int]] = {}  # content index → (kind, tool index)
+        self._tools = 0
+        self._json_answer = False
+        self._role_sent = False
+        self._finished = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        if not self._role_sent:
+            self._role_sent = True
+            delta = {"role": "assistant", **delta}
+            delta.setdefault("content", "")
+        return {"choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+
+    def _take_usage(self, u: Any) -> None:
+        if isinstance(u, dict):
+            self._raw_usage.update({k: v for k, v in u.items() if v is not None})
+            self.usage = usage_from(self._raw_usage)
+
+    def feed(self, event: SSEEvent) -> list[dict[str, Any]]:
+        try:
+            obj = json.loads(event.data)
+        except ValueError:
+            raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.",
+                                provider=self.provider) from None
+        if not isinstance(obj, dict):
+            raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.", provider=self.provider)
+        kind = obj.get("type") or event.event
+        if kind == "error" or event.event == "error":
+            raise _event_error(obj, self.provider, stream=True)
+        if kind == "message_start":
+            message = obj.get("message") or {}
+            self._take_usage(message.get("usage"))
+            return []
+        if kind == "content_block_start":
+            return self._block_start(int(obj.get("index", 0)), obj.get("content_block") or {})
+        if kind == "content_block_delta":
+            return self._block_delta(int(obj.get("index", 0)), obj.get("delta") or {})
+        if kind == "message_delta":
+            self._take_usage(obj.get("usage"))
+            return self._final((obj.get("delta") or {}).get("stop_reason"))
+        if kind == "message_stop":
+            self.done = True
+            return self._final(None)
+        return []  # ping, content_block_stop, and event types added later
+
+    def _block_start(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
+        kind = block.get("type")
+        if kind == "text":
+            self._blocks[index] = ("text", -1)
+            text = block.get("text")
+            return [self._chunk({"content": text})] if text else []
+        if kind == "tool_use":
+            if self.json_mode and block.get("name") == JSON_TOOL:
+                self._blocks[index] = ("json", -1)
+                self._json_answer = True
+                return []
+            n = self._tools
+            self._tools += 1
+            self._blocks[index] = ("tool", n)
+            call = {"index": n, "id": block.get("id"), "type": "function",
+                    "function": {"name": block.get("name"), "arguments": ""}}
+            return [self._chunk({"tool_calls": [call]})]
+        self._blocks[index] = ("ignore", -1)  # thinking, redacted_thinking, server tools
+        return []
+
+    def _block_delta(self, index: int, delta: dict[str, Any]) -> list[dict[str, Any]]:
+        kind, n = self._blocks.get(index, ("ignore", -1))
+        dtype = delta.get("type")
+        if dtype == "text_delta" and kind == "text":
+            text = delta.get("text")
+            return [self._chunk({"content": text})] if text else []
+        if dtype == "input_json_delta":
+            part = delta.get("partial_json")
+            if not part:
+                return []
+            if kind == "tool":
+                return [self._chunk({"tool_calls": [{"index": n, "function": {"arguments": part}}]})]
+            if kind == "json":
+                return [self._chunk({"content": part})]
+        return []  # thinking_delta, signature_delta, citations_delta
+
+    def _final(self, stop_reason: Any) -> list[dict[str, Any]]:
+        if self._finished:
+            return []
+        self._finished = True
+        return [self._chunk({}, _finish(stop_reason, self._json_answer and self._tools == 0))]
+
+
+# ---- errors ----------------------------------------------------------------------------------
+
+
+def _error_fields(obj: Any) -> tuple[str | None, str | None]:
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if not isinstance(err, dict):
+        return None, None
+    etype = err.get("type") if isinstance(err.get("type"), str) else None
+    msg = err.get("message") if isinstance(err.get("message"), str) else None
+    return etype, (msg[:2000] if msg else None)
+
+
+def _classify(status: int, etype: str | None, message: str, provider: str,
+              retry_after: float | None) -> SkylaneError:
+    status = _ERROR_STATUS.get(etype or "", status)
+    if etype == "billing_error" or status == 402:
+        # the gateway's own provider account: not the caller's business, and not retryable
+        return UpstreamError(f"Provider '{provider}' refused the request for a billing reason on the gateway's "
+                             "account.", provider=provider, code="upstream_billing", retryable=False)
+    return classify_status(status, message, provider=provider, retry_after=retry_after)
+
+
+def _event_error(obj: Any, provider: str, *, stream: bool) -> SkylaneError:
+    etype, message = _error_fields(obj)
+    message = message or "stream error"
+    status = _ERROR_STATUS.get(etype or "", 502)
+    exc = _classify(status, etype, message, provider, None)
+    if stream and exc.status < 500 and exc.status != 429:
+        # a 4xx in a stream that already started is the provider's failure, not the caller's
+        return UpstreamError(f"Provider '{provider}' ended the stream with an error: {message}",
+                             provider=provider, retryable=False)
+    return exc
+
+
+class AnthropicAdapter(Adapter):
+    protocol = "anthropic"
+
+    async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+        body = build_body(req, target, ctx.default_max_tokens)
+        headers = {"content-type": "application/json", "anthropic-version": API_VERSION,
+                   "accept": "text/event-stream" if req.stream else "application/json"}
+        if ctx.api_key:
+            headers["x-api-key"] = ctx.api_key
+        headers.update(ctx.extra_headers)
+        return UpstreamRequest(url=f"{ctx.base_url}/v1/messages", headers=headers, body=body)
+
+    def parse_response(self, data: dict[str, Any], req: ChatRequest, target: Target) -> dict[str, Any]:
+        return parse_message(data, req, target)
+
+    def stream_translator(self, req: ChatRequest, target: Target) -> StreamTranslator:
+        return AnthropicStream(target.provider.name, _json_mode(req))
+
+    def map_error(self, status: int, body: bytes, headers: Mapping[str, str], provider: str) -> SkylaneError:
+        message, _ = error_message(body, f"upstream returned HTTP {status}")
+        try:
+            etype, _msg = _error_fields(json.loads(body))
+        except (ValueError, UnicodeDecodeError):
+            etype = None
+        return _classify(status, etype, message, provider, parse_retry_after(headers))
+
+
+ADAPTER = AnthropicAdapter()

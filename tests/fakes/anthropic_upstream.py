@@ -1,0 +1,246 @@
+"""A fake Anthropic Messages server (POST /v1/messages) speaking the real JSON and SSE formats.
+
+It checks `x-api-key` and `anthropic-version`, validates what the real API validates
+(required `model` / `max_tokens` / `messages`, user/assistant alternation, no `system` role in
+`messages`, non-empty text blocks, base64 image data, `tool_result` ids answering the previous
+assistant turn's `tool_use` ids, tool results first in their turn), answering with Anthropic's
+400 error body when something is wrong. Behaviour follows the shared fake conventions, chosen by
+the LAST message:
+  tool_result blocks   → "Tool said: <text of the last result>"
+  an image             → "I see an image (<mime>, <N> bytes)"   (URL source: "(url, <url>)")
+  "tools2" / "tool"    → a text block at index 0, then tool_use blocks at 1 (and 2)
+                         (one only when disable_parallel_tool_use is set)
+  a forced tool        → (tool_choice {"type": "tool"}) only that tool_use; input {"answer": 42} for "json"
+  "json"               → text '{"answer": 42}'
+  "error:<status>"     → that status with Anthropic's error body (429 with retry-after: 1)
+  "midstream"          → (stream) one text delta, then an `error` event (overloaded_error)
+  "length" / "refuse" / "stopseq" / "pause" / "window"
+                       → stop_reason max_tokens / refusal / stop_sequence / pause_turn /
+                         model_context_window_exceeded
+  otherwise            → "Hello from fake-anthropic: <text>"
+Usage always carries nonzero cache_creation_input_tokens and cache_read_input_tokens; streams
+repeat the cumulative usage in message_delta and include `ping` events. Every request is recorded
+in `requests` (body and headers), the usage of every answer in `usages`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+CACHE_CREATION = 5
+CACHE_READ = 11
+_IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
+_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+                403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+                429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
+_STOP_WORDS = {"length": "max_tokens", "refuse": "refusal", "stopseq": "stop_sequence", "pause": "pause_turn",
+               "window": "model_context_window_exceeded"}
+
+
+def error_body(etype: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": etype, "message": message}, "request_id": "req_fake0123456789"}
+
+
+class Invalid(Exception):
+    pass
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+
+
+def _validate(body: dict[str, Any]) -> None:
+    for name in ("model", "max_tokens", "messages"):
+        if name not in body:
+            raise Invalid(f"{name}: Field required")
+    if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 1:
+        raise Invalid("max_tokens: Input should be a valid integer greater than or equal to 1")
+    msgs = body["messages"]
+    if not isinstance(msgs, list) or not msgs:
+        raise Invalid("messages: at least one message is required")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        for block in system:
+            if block.get("type") != "text" or not block.get("text"):
+                raise Invalid("system: text content blocks must be non-empty")
+    prev_tool_ids: set[str] = set()
+    for i, msg in enumerate(msgs):
+        role = msg.get("role")
+        if role not in ("user", "assistant"):
+            raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
+        if i and msgs[i - 1]["role"] == role:
+            raise Invalid("messages: roles must alternate between \"user\" and \"assistant\"")
+        blocks = _blocks(msg.get("content"))
+        if not blocks:
+            raise Invalid(f"messages.{i}: all messages must have non-empty content")
+        seen_other = False
+        tool_ids: set[str] = set()
+        for j, b in enumerate(blocks):
+            kind = b.get("type")
+            where = f"messages.{i}.content.{j}"
+            if kind == "text":
+                if not b.get("text"):
+                    raise Invalid(f"{where}: text content blocks must be non-empty")
+                seen_other = True
+            elif kind == "image":
+                src = b.get("source", {})
+                if src.get("type") == "base64":
+                    if src.get("media_type") not in _IMAGE_TYPES:
+                        raise Invalid(f"{where}.source.media_type: unsupported image type")
+                    try:
+                        base64.b64decode(src.get("data", ""), validate=True)
+                    except (binascii.Error, ValueError):
+                        raise Invalid(f"{where}.source.data: invalid base64 data") from None
+                elif src.get("type") != "url" or not src.get("url"):
+                    raise Invalid(f"{where}.source: invalid image source")
+                seen_other = True
+            elif kind == "document":
+                seen_other = True
+            elif kind == "tool_use":
+                if role != "assistant" or not isinstance(b.get("input"), dict) or not b.get("id"):
+                    raise Invalid(f"{where}: invalid tool_use block")
+                tool_ids.add(b["id"])
+            elif kind == "tool_result":
+                if role != "user" or b.get("tool_use_id") not in prev_tool_ids:
+                    raise Invalid(f"{where}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                                  f"{b.get('tool_use_id')}. Each `tool_result` block must have a corresponding "
+                                  "`tool_use` block in the previous message.")
+                if seen_other:
+                    raise Invalid(f"{where}: tool_result blocks must come first in the user message")
+            else:
+                raise Invalid(f"{where}.type: unknown content block type {kind!r}")
+        prev_tool_ids = tool_ids
+    for t in body.get("tools") or ():
+        if not t.get("name") or not isinstance(t.get("input_schema"), dict):
+            raise Invalid("tools: each tool needs a name and an input_schema")
+
+
+class FakeAnthropic:
+    def __init__(self, key: str = "sk-upstream-test") -> None:
+        self.key = key
+        self.requests: list[dict[str, Any]] = []
+        self.usages: list[dict[str, int]] = []
+        self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
+
+    async def messages(self, request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return JSONResponse(error_body("invalid_request_error", "There was an issue with the JSON body"), 400)
+        self.requests.append({"body": body, "headers": dict(request.headers)})
+        if request.headers.get("x-api-key") != self.key:
+            return JSONResponse(error_body("authentication_error", "invalid x-api-key"), 401)
+        if request.headers.get("anthropic-version") != "2023-06-01":
+            return JSONResponse(error_body("invalid_request_error", "anthropic-version: header is required"), 400)
+        try:
+            _validate(body)
+        except Invalid as exc:
+            return JSONResponse(error_body("invalid_request_error", str(exc)), 400)
+        last = body["messages"][-1]
+        text = _text_of(last["content"]) if last["role"] == "user" else ""
+        if text.startswith("error:"):
+            status = int(text.split(":", 1)[1])
+            headers = {"retry-after": "1"} if status == 429 else {}
+            etype = _ERROR_TYPES.get(status, "api_error")
+            return JSONResponse(error_body(etype, f"fake failure {status}"), status, headers=headers)
+        content, stop_reason = self._answer(body, last, text)
+        prompt = len(json.dumps(body["messages"])) // 4
+        output = sum(len(json.dumps(b)) for b in content) // 4 + 1
+        stop_sequence = (body.get("stop_sequences") or ["END"])[0] if stop_reason == "stop_sequence" else None
+        self.usages.append({"input_tokens": prompt, "cache_creation_input_tokens": CACHE_CREATION,
+                            "cache_read_input_tokens": CACHE_READ, "output_tokens": output})
+        if body.get("stream"):
+            return StreamingResponse(self._stream(body, content, stop_reason, stop_sequence, prompt, output,
+                                                  text.startswith("midstream")),
+                                     media_type="text/event-stream")
+        return JSONResponse({
+            "id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"],
+            "content": content, "stop_reason": stop_reason, "stop_sequence": stop_sequence,
+            "usage": {"input_tokens": prompt, "cache_creation_input_tokens": CACHE_CREATION,
+                      "cache_read_input_tokens": CACHE_READ, "output_tokens": output, "service_tier": "standard"},
+        })
+
+    def _answer(self, body: dict[str, Any], last: dict[str, Any], text: str) -> tuple[list[dict[str, Any]], str]:
+        blocks = _blocks(last["content"])
+        results = [b for b in blocks if b.get("type") == "tool_result"]
+        if last["role"] == "user" and results:
+            return [{"type": "text", "text": f"Tool said: {_text_of(results[-1].get('content', ''))}"}], "end_turn"
+        for b in blocks:
+            if b.get("type") == "image":
+                src = b["source"]
+                if src["type"] == "base64":
+                    size = len(base64.b64decode(src["data"]))
+                    return [{"type": "text", "text": f"I see an image ({src['media_type']}, {size} bytes)"}], "end_turn"
+                return [{"type": "text", "text": f"I see an image (url, {src['url']})"}], "end_turn"
+        tools = body.get("tools") or []
+        choice = body.get("tool_choice") or {}
+        if tools and choice.get("type") == "tool":
+            args = {"answer": 42} if text.startswith("json") else {"city": "Paris0"}
+            return [{"type": "tool_use", "id": "toolu_fake0", "name": choice["name"], "input": args}], "tool_use"
+        if text.startswith("tool") and tools and choice.get("type") != "none":
+            n = 2 if text.startswith("tools2") and not choice.get("disable_parallel_tool_use") else 1
+            out: list[dict[str, Any]] = [{"type": "text", "text": "Let me check."}]
+            for i in range(n):
+                out.append({"type": "tool_use", "id": f"toolu_fake{i}", "name": tools[min(i, len(tools) - 1)]["name"],
+                            "input": {"city": f"Paris{i}"}})
+            return out, "tool_use"
+        for word, reason in _STOP_WORDS.items():
+            if text.startswith(word):
+                return [{"type": "text", "text": "Truncated answer"}], reason
+        if text.startswith("json"):
+            return [{"type": "text", "text": json.dumps({"answer": 42})}], "end_turn"
+        return [{"type": "text", "text": f"Hello from fake-anthropic: {text}"}], "end_turn"
+
+    async def _stream(self, body: dict[str, Any], content: list[dict[str, Any]], stop_reason: str,
+                      stop_sequence: str | None, prompt: int, output: int, midstream: bool) -> AsyncIterator[bytes]:
+        def ev(name: str, data: dict[str, Any]) -> bytes:
+            return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+
+        usage = {"input_tokens": prompt, "cache_creation_input_tokens": CACHE_CREATION,
+                 "cache_read_input_tokens": CACHE_READ}
+        yield ev("message_start", {"message": {
+            "id": "msg_fake01", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+            "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})
+        yield ev("ping", {})
+        if midstream:
+            yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            yield ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": "partial"}})
+            yield ev("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+            return
+        for index, block in enumerate(content):
+            if block["type"] == "text":
+                yield ev("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
+                words = block["text"].split(" ")
+                for i, w in enumerate(words):
+                    piece = w if i == 0 else " " + w
+                    yield ev("content_block_delta", {"index": index, "delta": {"type": "text_delta", "text": piece}})
+            else:
+                start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+                yield ev("content_block_start", {"index": index, "content_block": start})
+                yield ev("content_block_delta", {"index": index,
+                                                 "delta": {"type": "input_json_delta", "partial_json": ""}})
+                args = json.dumps(block["input"])
+                for j in range(0, len(args), 6):
+                    yield ev("content_block_delta", {"index": index, "delta": {"type": "input_json_delta",
+                                                                               "partial_json": args[j:j + 6]}})
+            yield ev("content_block_stop", {"index": index})
+            if index == 0:
+                yield ev("ping", {})
+        yield ev("message_delta", {"delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                                   "usage": {**usage, "output_tokens": output}})
+        yield ev("message_stop", {})
