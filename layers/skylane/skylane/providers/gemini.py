@@ -22,13 +22,14 @@ with the key in `x-goog-api-key`, never in the URL. Choices made here:
 
 OpenAI parameters dropped on purpose (no effect on the generated answer, or nothing to map to):
 
-| parameter                                | why                                                   |
-|------------------------------------------|-------------------------------------------------------|
+| parameter                                                  | why                                  |
+|------------------------------------------------------------|--------------------------------------|
 | user, metadata, store, safety_identifier, prompt_cache_key | bookkeeping only                     |
-| service_tier                             | Gemini has no per-request tiers                       |
-| parallel_tool_calls                      | Gemini has no switch; it decides                       |
-| stream_options                           | handled by the gateway (usage chunk)                  |
-| image_url.detail, tools[].function.strict, json_schema.strict/name | no Gemini equivalent        |
+| service_tier                                               | Gemini has no per-request tiers      |
+| parallel_tool_calls                                        | Gemini has no switch; it decides     |
+| stream_options                                             | the gateway writes the usage chunk   |
+| modalities (only ["text"])                                 | text is the only output anyway       |
+| image_url.detail, function.strict, json_schema.name/strict | no Gemini equivalent                 |
 
 Any other parameter with no Gemini meaning (logit_bias, functions, audio, prediction, …) is
 refused with 400 unsupported_parameter. Extras accepted: `top_k` → topK; `reasoning_effort` →
@@ -442,8 +443,9 @@ class GeminiStream(StreamTranslator):
             index = int(cand.get("index", 0))
             texts, calls = _parts(cand)
             delta: dict[str, Any] = {}
-            if texts:
-                delta["content"] = "".join(texts)
+            text = "".join(texts)
+            if text:
+                delta["content"] = text
             if calls:
                 first = self._calls.get(index, 0)
                 delta["tool_calls"] = [{"index": first + k, **_tool_call(c)} for k, c in enumerate(calls)]
@@ -541,7 +543,7 @@ class GeminiAdapter(Adapter):
         for cand in candidates:
             texts, calls = _parts(cand)
             finish = _finish(cand.get("finishReason"), bool(calls), provider)
-            content = "".join(texts) if texts else (None if calls or finish == "content_filter" else "")
+            content = "".join(texts) or (None if calls or finish == "content_filter" else "")
             choice: dict[str, Any] = {"index": int(cand.get("index", 0)),
                                       "message": message(content, [_tool_call(c) for c in calls]),
                                       "finish_reason": finish}
