@@ -32,8 +32,13 @@ run: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 
-test: deps lint
+# the Node clients (OpenAI Node SDK, Vercel AI SDK) that tests/integration/test_clients_node.py drives
+tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
+	npm ci --no-audit --no-fund --prefix tests/clients
+	@touch $@
+
+test: deps lint tests/clients/node_modules/.installed
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 clean:
-	rm -rf $(VENV) node_modules .aws-sam .local
+	rm -rf $(VENV) node_modules tests/clients/node_modules .aws-sam .local
