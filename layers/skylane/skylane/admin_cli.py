@@ -1,0 +1,468 @@
+"""`skylane tables create`, `skylane keys create|list|show|revoke|update`, `skylane usage`.
+
+The commands talk to DynamoDB through boto3 with the usual AWS configuration (profile or
+environment credentials, AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB for DynamoDB Local) and the
+table names of SKYLANE_KEYS_TABLE / SKYLANE_LIMITS_TABLE, so the same commands manage a local
+gateway and a deployed stack. The full key is printed once, by `keys create`, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from .auth import KeyRecord, format_key, hash_secret, new_key
+from .errors import SkylaneError
+from .settings import Settings
+from .store import create_tables, dynamodb_client, error_code, map_error
+
+__all__ = [
+    "create_key",
+    "get_key",
+    "list_keys",
+    "register",
+    "revoke_key",
+    "update_key",
+    "usage_rows",
+]
+
+DEFAULT_RPM = 60
+DEFAULT_TPM = 100_000
+UNLIMITED = ("unlimited", "none", "off")
+
+
+class CLIError(Exception):
+    pass
+
+
+# ---- operations (also used by scripts/run_local.py and the tests) ------------------------------
+
+
+def create_key(
+    client: Any,
+    settings: Settings,
+    name: str,
+    *,
+    rpm: int | None = DEFAULT_RPM,
+    tpm: int | None = DEFAULT_TPM,
+    credits_micros: int | None = None,
+    models: Sequence[str] = (),
+    expires_at: int | None = None,
+) -> tuple[str, KeyRecord]:
+    """A new key: returns (the full key, to be shown once; the stored record)."""
+    for _ in range(5):
+        key_id, secret = new_key()
+        record = KeyRecord(
+            key_id=key_id, secret_hash=hash_secret(secret), name=name, created_at=int(time.time()),
+            expires_at=expires_at, rpm=rpm, tpm=tpm, models=tuple(models), credits_micros=credits_micros,
+        )
+        try:
+            client.put_item(TableName=settings.keys_table, Item=record.to_item(),
+                            ConditionExpression="attribute_not_exists(pk)")
+        except Exception as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                continue  # an id collision (astronomically unlikely): draw again
+            raise
+        return format_key(key_id, secret), record
+    raise CLIError("could not draw an unused key id")
+
+
+def get_key(client: Any, settings: Settings, key_id: str) -> KeyRecord | None:
+    item = client.get_item(TableName=settings.keys_table, Key={"pk": {"S": key_id}}, ConsistentRead=True).get("Item")
+    return KeyRecord.from_item(item) if item else None
+
+
+def list_keys(client: Any, settings: Settings) -> list[KeyRecord]:
+    records = []
+    for page in client.get_paginator("scan").paginate(TableName=settings.keys_table):
+        records.extend(KeyRecord.from_item(item) for item in page.get("Items", []))
+    return sorted(records, key=lambda r: (r.created_at, r.key_id))
+
+
+def revoke_key(client: Any, settings: Settings, key_id: str) -> KeyRecord:
+    return update_key(client, settings, key_id, revoked=True)
+
+
+_MISSING = object()
+
+
+def update_key(
+    client: Any,
+    settings: Settings,
+    key_id: str,
+    *,
+    name: str | None = None,
+    rpm: Any = _MISSING,  # int, or None for unlimited
+    tpm: Any = _MISSING,
+    credits_micros: Any = _MISSING,  # set the balance (None: unlimited)
+    add_credits_micros: int | None = None,  # top up (or down) atomically
+    models: Sequence[str] | None = None,  # () clears the allow-list
+    expires_at: Any = _MISSING,  # epoch seconds, or None for never
+    revoked: bool | None = None,
+) -> KeyRecord:
+    sets: list[str] = []
+    removes: list[str] = []
+    adds: list[str] = []
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+
+    def assign(attr: str, value: Any, encoded: dict[str, Any] | None) -> None:
+        names[f"#{attr}"] = attr
+        if value is None:
+            removes.append(f"#{attr}")
+        else:
+            values[f":{attr}"] = encoded
+            sets.append(f"#{attr} = :{attr}")
+
+    if name is not None:
+        assign("name", name, {"S": name})
+    for attr, value in (("rpm", rpm), ("tpm", tpm), ("credits_micros", credits_micros), ("expires_at", expires_at)):
+        if value is not _MISSING:
+            assign(attr, value, None if value is None else {"N": str(int(value))})
+    if models is not None:
+        assign("models", list(models) or None, {"L": [{"S": m} for m in models]})
+    if revoked is not None:
+        assign("revoked", revoked, {"BOOL": revoked})
+    if add_credits_micros is not None:
+        if credits_micros is not _MISSING:
+            raise CLIError("give either a new balance or a top-up, not both")
+        names["#credits_micros"] = "credits_micros"
+        values[":topup"] = {"N": str(int(add_credits_micros))}
+        adds.append("#credits_micros :topup")
+    if not (sets or removes or adds):
+        raise CLIError("nothing to update")
+    expression = " ".join(part for part in (
+        "SET " + ", ".join(sets) if sets else "",
+        "REMOVE " + ", ".join(removes) if removes else "",
+        "ADD " + ", ".join(adds) if adds else "",
+    ) if part)
+    args: dict[str, Any] = {
+        "TableName": settings.keys_table,
+        "Key": {"pk": {"S": key_id}},
+        "UpdateExpression": expression,
+        "ConditionExpression": "attribute_exists(pk)",
+        "ExpressionAttributeNames": names,
+        "ReturnValues": "ALL_NEW",
+    }
+    if values:
+        args["ExpressionAttributeValues"] = values
+    try:
+        resp = client.update_item(**args)
+    except Exception as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            raise CLIError(f"no key with id '{key_id}'") from None
+        raise
+    return KeyRecord.from_item(resp["Attributes"])
+
+
+def usage_rows(
+    client: Any, settings: Settings, key_id: str | None = None, since: str | None = None, until: str | None = None
+) -> list[dict[str, Any]]:
+    """Ledger rows (day, key_id, model, requests, tokens, cost) between two UTC days, inclusive."""
+    low = f"usage#{since or '0000-00-00'}"
+    high = f"usage#{until or '9999-99-99'}#\uffff"
+    values = {":lo": {"S": low}, ":hi": {"S": high}}
+    if key_id:
+        values[":pk"] = {"S": f"key#{key_id}"}
+        pages = client.get_paginator("query").paginate(
+            TableName=settings.limits_table, KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=values)
+    else:
+        pages = client.get_paginator("scan").paginate(
+            TableName=settings.limits_table, FilterExpression="sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues=values)
+    rows = []
+    for page in pages:
+        for item in page.get("Items", []):
+            _, day, model = item["sk"]["S"].split("#", 2)
+
+            def n(attr: str, item: dict[str, Any] = item) -> int:
+                return int(Decimal(item[attr]["N"])) if attr in item else 0
+
+            rows.append({
+                "day": day, "key_id": item["pk"]["S"].removeprefix("key#"), "model": model,
+                "requests": n("requests"), "prompt_tokens": n("prompt_tokens"),
+                "completion_tokens": n("completion_tokens"), "cached_tokens": n("cached_tokens"),
+                "cost_usd": n("cost_micros") / 1_000_000,
+            })
+    return sorted(rows, key=lambda r: (r["day"], r["key_id"], r["model"]))
+
+
+# ---- argument parsing ------------------------------------------------------------------------------
+
+
+def _limit(text: str) -> int | None:
+    if text.strip().lower() in UNLIMITED:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number or 'unlimited', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("limits are at least 1 (use 'unlimited' for no limit)")
+    return value
+
+
+def _usd(text: str) -> int | None:
+    if text.strip().lower() in UNLIMITED:
+        return None
+    try:
+        value = Decimal(text.strip().lstrip("$"))
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"expected an amount in USD (e.g. 5 or 0.25), got {text!r}") from None
+    if not value.is_finite():
+        raise argparse.ArgumentTypeError("expected a finite amount")
+    return int((value * 1_000_000).to_integral_value())
+
+
+def _topup(text: str) -> int:
+    value = _usd(text)
+    if value is None:
+        raise argparse.ArgumentTypeError("a top-up is an amount in USD")
+    return value
+
+
+_RELATIVE = re.compile(r"^(\d+)\s*([dhm])$")
+
+
+def _when(text: str, *, future: bool) -> int | None:
+    """YYYY-MM-DD, an ISO date-time, or a relative '30d' / '12h' / '45m' (ahead or back)."""
+    text = text.strip()
+    if text.lower() in ("never", "none"):
+        return None
+    m = _RELATIVE.match(text.lower())
+    if m:
+        delta = timedelta(**{{"d": "days", "h": "hours", "m": "minutes"}[m.group(2)]: int(m.group(1))})
+        return int((datetime.now(UTC) + (delta if future else -delta)).timestamp())
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, an ISO date-time or e.g. 30d, got {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp())
+
+
+def _expires(text: str) -> int | None:
+    return _when(text, future=True)
+
+
+def _day(text: str) -> str:
+    ts = _when(text, future=False)
+    if ts is None:
+        raise argparse.ArgumentTypeError("expected a date")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def _iso(ts: int | None) -> str:
+    return "never" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _money(micros: int | None) -> str:
+    return "unlimited" if micros is None else f"${micros / 1_000_000:,.6f}".rstrip("0").rstrip(".")
+
+
+def _lim(value: int | None) -> str:
+    return "unlimited" if value is None else str(value)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
+    out = [line.rstrip(), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    return "\n".join(out)
+
+
+def _describe(record: KeyRecord) -> str:
+    pairs = [
+        ("key id", record.key_id), ("name", record.name), ("status", record.status),
+        ("created", _iso(record.created_at)), ("expires", _iso(record.expires_at)),
+        ("requests/min", _lim(record.rpm)), ("tokens/min", _lim(record.tpm)),
+        ("credits", _money(record.credits_micros)), ("spent", _money(record.spent_micros)),
+        ("models", ", ".join(record.models) or "all"),
+    ]
+    return "\n".join(f"{k + ':':14}{v}" for k, v in pairs)
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+
+
+def _context() -> tuple[Any, Settings]:
+    settings = Settings.from_env()
+    return dynamodb_client(settings), settings
+
+
+def _cmd_tables_create(args: argparse.Namespace) -> int:
+    client, settings = _context()
+    for line in create_tables(client, settings):
+        print(line)
+    return 0
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    client, settings = _context()
+    key, record = create_key(client, settings, args.name, rpm=args.rpm, tpm=args.tpm, credits_micros=args.credits,
+                             models=args.models or (), expires_at=args.expires)
+    if args.json:
+        print(json.dumps({"key": key, **record.public()}))
+    else:
+        print(_describe(record))
+        print()
+        print(f"API key (shown once, store it now): {key}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    client, settings = _context()
+    records = [r for r in list_keys(client, settings) if args.all or r.status == "active"]
+    if args.json:
+        print(json.dumps([r.public() for r in records]))
+        return 0
+    rows = [[r.key_id, r.name, r.status, _lim(r.rpm), _lim(r.tpm), _money(r.credits_micros), _money(r.spent_micros),
+             _iso(r.expires_at), ",".join(r.models) or "all"] for r in records]
+    print(_table(["KEY ID", "NAME", "STATUS", "RPM", "TPM", "CREDITS", "SPENT", "EXPIRES", "MODELS"], rows))
+    return 0
+
+
+def _show(record: KeyRecord, as_json: bool) -> None:
+    print(json.dumps(record.public()) if as_json else _describe(record))
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    client, settings = _context()
+    record = get_key(client, settings, args.key_id)
+    if record is None:
+        raise CLIError(f"no key with id '{args.key_id}'")
+    _show(record, args.json)
+    return 0
+
+
+def _cmd_revoke(args: argparse.Namespace) -> int:
+    client, settings = _context()
+    record = revoke_key(client, settings, args.key_id)
+    print(f"revoked {record.key_id} ({record.name}); gateways stop accepting it within their auth cache TTL")
+    return 0
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    client, settings = _context()
+    changes: dict[str, Any] = {}
+    for attr in ("rpm", "tpm", "expires_at"):
+        if getattr(args, attr) is not _MISSING:
+            changes[attr] = getattr(args, attr)
+    if args.credits is not _MISSING:
+        changes["credits_micros"] = args.credits
+    if args.add_credits is not None:
+        changes["add_credits_micros"] = args.add_credits
+    if args.clear_models:
+        changes["models"] = ()
+    elif args.models:
+        changes["models"] = args.models
+    if args.name:
+        changes["name"] = args.name
+    if args.unrevoke:
+        changes["revoked"] = False
+    record = update_key(client, settings, args.key_id, **changes)
+    _show(record, args.json)
+    return 0
+
+
+def _cmd_usage(args: argparse.Namespace) -> int:
+    client, settings = _context()
+    rows = usage_rows(client, settings, key_id=args.key, since=args.since, until=args.until)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    table = [[r["day"], r["key_id"], r["model"], str(r["requests"]), str(r["prompt_tokens"]),
+              str(r["completion_tokens"]), f"{r['cost_usd']:.6f}"] for r in rows]
+    total = [sum(r[k] for r in rows) for k in ("requests", "prompt_tokens", "completion_tokens")]
+    table.append(["total", "", "", *(str(t) for t in total), f"{sum(r['cost_usd'] for r in rows):.6f}"])
+    print(_table(["DAY (UTC)", "KEY ID", "MODEL", "REQUESTS", "PROMPT TOKENS", "COMPLETION TOKENS", "COST USD"],
+                 table))
+    return 0
+
+
+def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Clear one-line errors (missing table, credentials, endpoint) instead of tracebacks."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except CLIError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except Exception as exc:
+            err = map_error(exc)
+            if type(exc).__module__.startswith(("botocore", "boto3")) or isinstance(exc, SkylaneError):
+                print(f"error: {getattr(err, 'detail', err.message)}", file=sys.stderr)
+                return 2
+            raise
+
+    return run
+
+
+def register(sub: Any) -> None:
+    """Add the admin commands to `skylane`'s subparsers."""
+    tables = sub.add_parser("tables", help="manage the DynamoDB tables")
+    tsub = tables.add_subparsers(dest="tables_command", required=True)
+    tsub.add_parser("create", help="create the keys and limits tables if missing (TTL, point-in-time recovery)"
+                    ).set_defaults(func=_guarded(_cmd_tables_create))
+
+    keys = sub.add_parser("keys", help="create, list, show, revoke and update API keys")
+    ksub = keys.add_subparsers(dest="keys_command", required=True)
+    create = ksub.add_parser("create", help="create a key (printed once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--rpm", type=_limit, default=DEFAULT_RPM, help=f"requests per minute (default {DEFAULT_RPM})")
+    create.add_argument("--tpm", type=_limit, default=DEFAULT_TPM, help=f"tokens per minute (default {DEFAULT_TPM})")
+    create.add_argument("--credits", type=_usd, default=None, metavar="USD", help="credit balance (default unlimited)")
+    create.add_argument("--models", nargs="+", metavar="PATTERN", help="allowed models, e.g. 'openai/*'")
+    create.add_argument("--expires", type=_expires, default=None, metavar="DATE", help="YYYY-MM-DD, ISO time or 30d")
+    create.add_argument("--json", action="store_true", help="print one JSON object (with `key` and `key_id`)")
+    create.set_defaults(func=_guarded(_cmd_create))
+
+    lst = ksub.add_parser("list", help="list keys (active ones unless --all)")
+    lst.add_argument("--all", action="store_true", help="include revoked and expired keys")
+    lst.add_argument("--json", action="store_true")
+    lst.set_defaults(func=_guarded(_cmd_list))
+
+    show = ksub.add_parser("show", help="show one key")
+    show.add_argument("key_id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_guarded(_cmd_show))
+
+    revoke = ksub.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=_guarded(_cmd_revoke))
+
+    update = ksub.add_parser("update", help="change limits, credits, models, expiry")
+    update.add_argument("key_id")
+    update.add_argument("--name")
+    update.add_argument("--rpm", type=_limit, default=_MISSING, help="N or 'unlimited'")
+    update.add_argument("--tpm", type=_limit, default=_MISSING, help="N or 'unlimited'")
+    money = update.add_mutually_exclusive_group()
+    money.add_argument("--credits", type=_usd, default=_MISSING, metavar="USD", help="set the balance ('unlimited')")
+    money.add_argument("--add-credits", type=_topup, default=None, metavar="USD", help="top up the balance")
+    models = update.add_mutually_exclusive_group()
+    models.add_argument("--models", nargs="+", metavar="PATTERN", help="replace the allow-list")
+    models.add_argument("--all-models", dest="clear_models", action="store_true", help="allow every model")
+    update.add_argument("--expires", dest="expires_at", type=_expires, default=_MISSING, metavar="DATE",
+                        help="YYYY-MM-DD, ISO time, 30d or 'never'")
+    update.add_argument("--unrevoke", action="store_true", help="make a revoked key usable again")
+    update.add_argument("--json", action="store_true")
+    update.set_defaults(func=_guarded(_cmd_update))
+
+    usage = sub.add_parser("usage", help="usage per day, key and model")
+    usage.add_argument("--key", metavar="KEY_ID", help="one key (default: all keys)")
+    usage.add_argument("--since", type=_day, default=_day("30d"), metavar="DATE",
+                       help="first day, YYYY-MM-DD or e.g. 7d (default: 30 days ago)")
+    usage.add_argument("--until", type=_day, default=None, metavar="DATE", help="last day (default: today)")
+    usage.add_argument("--json", action="store_true")
+    usage.set_defaults(func=_guarded(_cmd_usage))

@@ -1,0 +1,291 @@
+"""DynamoDB for keys, limits and usage: table definitions, the boto3 client, error mapping.
+
+The two tables (the same definitions as `template.yaml`'s KeysTable and LimitsTable; a test
+keeps them from drifting):
+
+    keys    pk (S) = key id                       on-demand, point-in-time recovery
+    limits  pk (S) = "key#<id>", sk (S)          on-demand, TTL on `ttl`
+            sk "rate#<epoch minute>"             requests, tokens, ttl    (one item per key per minute)
+            sk "usage#<YYYY-MM-DD>#<model id>"   requests, prompt_tokens, completion_tokens,
+                                                 cached_tokens, cost_micros
+
+One boto3 client per process (per endpoint/region/credentials), created on first use; every
+call from async code goes through `call()`, which runs it on a small thread pool so the event
+loop is never blocked. `map_error()` is the one place where botocore errors become Skylane
+errors: the message is safe to send to a client, `detail` is for operators (logs, the CLI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import GatewayMisconfigured, SkylaneError
+from .settings import Settings
+
+__all__ = [
+    "KEYS_TABLE",
+    "LIMITS_TABLE",
+    "KeyStoreMisconfigured",
+    "KeyStoreUnavailable",
+    "TableSpec",
+    "call",
+    "create_tables",
+    "dynamodb_client",
+    "error_code",
+    "map_error",
+    "table_names",
+]
+
+@dataclass(frozen=True)
+class TableSpec:
+    logical_id: str  # the resource name in template.yaml
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str | None = None
+    point_in_time_recovery: bool = False
+
+    def key_schema(self) -> list[dict[str, str]]:
+        schema = [{"AttributeName": self.partition_key, "KeyType": "HASH"}]
+        if self.sort_key:
+            schema.append({"AttributeName": self.sort_key, "KeyType": "RANGE"})
+        return schema
+
+    def attribute_definitions(self) -> list[dict[str, str]]:
+        return [{"AttributeName": k["AttributeName"], "AttributeType": "S"} for k in self.key_schema()]
+
+    def create_args(self, name: str) -> dict[str, Any]:
+        return {
+            "TableName": name,
+            "KeySchema": self.key_schema(),
+            "AttributeDefinitions": self.attribute_definitions(),
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
+
+KEYS_TABLE = TableSpec(logical_id="KeysTable", partition_key="pk", point_in_time_recovery=True)
+LIMITS_TABLE = TableSpec(logical_id="LimitsTable", partition_key="pk", sort_key="sk", ttl_attribute="ttl")
+
+
+def table_names(settings: Settings) -> list[tuple[str, TableSpec]]:
+    return [(settings.keys_table, KEYS_TABLE), (settings.limits_table, LIMITS_TABLE)]
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+
+class KeyStoreUnavailable(SkylaneError):
+    """DynamoDB could not be reached or throttled us: worth retrying."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "key_store_unavailable"
+
+    def __init__(self, message: str, *, detail: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.detail = detail or message
+
+
+class KeyStoreMisconfigured(GatewayMisconfigured):
+    """A table is missing, credentials are missing or not allowed: an operator has to act."""
+
+    code = "key_store_misconfigured"
+
+    def __init__(self, message: str, *, detail: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.detail = detail or message
+
+
+_RETRYABLE = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "LimitExceededException",
+}
+_DENIED = {
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "MissingAuthenticationTokenException",
+    "InvalidClientTokenId",
+}
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The DynamoDB error code of a botocore ClientError (None for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return response.get("Error", {}).get("Code")
+    return None
+
+
+def map_error(exc: BaseException, table: str | None = None) -> SkylaneError:
+    """A botocore error as a Skylane error (safe message) with an operator `detail`."""
+    if isinstance(exc, SkylaneError):
+        return exc
+    from botocore import exceptions as bx
+
+    where = f"DynamoDB table '{table}'" if table else "DynamoDB"
+    code = error_code(exc)
+    if code == "ResourceNotFoundException":
+        return KeyStoreMisconfigured(
+            "The gateway's key store is not set up.",
+            detail=f"{where} does not exist at this endpoint. Create the tables with `skylane tables create` "
+            "(or deploy template.yaml) and check SKYLANE_KEYS_TABLE / SKYLANE_LIMITS_TABLE.",
+        )
+    if code in _DENIED:
+        return KeyStoreMisconfigured(
+            "The gateway may not use its key store.",
+            detail=f"Access to {where} was refused ({code}): check the AWS credentials and their permissions.",
+        )
+    if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError):
+        return KeyStoreMisconfigured(
+            "The gateway has no credentials for its key store.",
+            detail="No AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+            "(any values for DynamoDB Local).",
+        )
+    if isinstance(exc, bx.NoRegionError):
+        return KeyStoreMisconfigured(
+            "The gateway's key store has no region.",
+            detail="No AWS region configured: set AWS_REGION (or AWS_DEFAULT_REGION).",
+        )
+    if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
+        return KeyStoreUnavailable(
+            "The gateway's key store is unavailable; try again.",
+            detail=f"Could not reach {where} ({type(exc).__name__}): check AWS_ENDPOINT_URL_DYNAMODB / the network.",
+            retry_after=1,
+        )
+    if code in _RETRYABLE:
+        return KeyStoreUnavailable(
+            "The gateway's key store is busy; try again.", detail=f"{where} answered {code}.", retry_after=1
+        )
+    return KeyStoreUnavailable(
+        "The gateway's key store failed.", detail=f"{where} failed: {code or type(exc).__name__}."
+    )
+
+
+# ---- the client --------------------------------------------------------------------------------
+
+_clients: dict[tuple[str | None, ...], Any] = {}
+_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+POOL_SIZE = 16  # threads for DynamoDB calls; also the client's connection pool size
+
+
+def _client_args(settings: Settings) -> dict[str, Any]:
+    env = settings.env
+    endpoint = env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ("us-east-1" if endpoint else None)
+    args: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region}
+    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
+        args["aws_access_key_id"] = env["AWS_ACCESS_KEY_ID"]
+        args["aws_secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
+        args["aws_session_token"] = env.get("AWS_SESSION_TOKEN") or None
+    return args
+
+
+def dynamodb_client(settings: Settings) -> Any:
+    """The process's DynamoDB client for these settings (created once, thread-safe)."""
+    args = _client_args(settings)
+    cache_key = (args.get("endpoint_url"), args.get("region_name"), args.get("aws_access_key_id"),
+                 args.get("aws_session_token"))
+    client = _clients.get(cache_key)
+    if client is not None:
+        return client
+    with _lock:
+        client = _clients.get(cache_key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                connect_timeout=2,
+                read_timeout=5,
+                retries={"mode": "standard", "max_attempts": 3},
+                max_pool_connections=POOL_SIZE * 2,
+                tcp_keepalive=True,
+            )
+            try:
+                client = boto3.session.Session().client("dynamodb", config=config, **args)
+            except Exception as exc:
+                raise map_error(exc) from None
+            _clients[cache_key] = client
+    return client
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        with _lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="skylane-dynamodb")
+    return _pool
+
+
+async def call[T](fn: Callable[..., T], /, **kwargs: Any) -> T:
+    """Run a blocking boto3 call on the DynamoDB thread pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_executor(), functools.partial(fn, **kwargs))
+
+
+# ---- creating the tables -------------------------------------------------------------------------
+
+
+def _ensure_ttl(client: Any, name: str, attribute: str) -> None:
+    desc = client.describe_time_to_live(TableName=name).get("TimeToLiveDescription", {})
+    if desc.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and desc.get("AttributeName") == attribute:
+        return
+    client.update_time_to_live(TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute})
+
+
+def _ensure_pitr(client: Any, name: str) -> str:
+    try:
+        client.update_continuous_backups(
+            TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+    except Exception as exc:
+        if error_code(exc) in ("UnknownOperationException", "UnsupportedOperationException"):
+            return "point-in-time recovery not supported by this endpoint (DynamoDB Local): skipped"
+        if error_code(exc) == "ContinuousBackupsUnavailableException":  # table still being created
+            time.sleep(2)
+            return _ensure_pitr(client, name)
+        raise
+    return "point-in-time recovery on"
+
+
+def create_tables(client: Any, settings: Settings, wait: bool = True) -> list[str]:
+    """Create both tables if missing (idempotent); enable TTL and point-in-time recovery.
+
+    Returns one human line per table. Raises KeyStoreMisconfigured/KeyStoreUnavailable."""
+    lines = []
+    for name, spec in table_names(settings):
+        try:
+            try:
+                client.create_table(**spec.create_args(name))
+                state = "created"
+            except Exception as exc:
+                if error_code(exc) != "ResourceInUseException":
+                    raise
+                state = "exists"
+            if wait:
+                client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+            notes = []
+            if spec.ttl_attribute:
+                _ensure_ttl(client, name, spec.ttl_attribute)
+                notes.append(f"TTL on '{spec.ttl_attribute}'")
+            if spec.point_in_time_recovery:
+                notes.append(_ensure_pitr(client, name))
+        except Exception as exc:
+            raise map_error(exc, name) from None
+        lines.append(f"{state:8} {name}  ({spec.logical_id}; {', '.join(notes) or 'on-demand'})")
+    return lines
