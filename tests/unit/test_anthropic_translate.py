@@ -165,6 +165,12 @@ def test_images_data_url_and_https_url():
     ]
 
 
+def test_image_jpg_alias_is_normalised():
+    body = build(messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": f"data:image/jpg;base64,{PNG}"}}]}])
+    assert body["messages"][0]["content"][0]["source"]["media_type"] == "image/jpeg"
+
+
 def test_pdf_file_becomes_a_document_block():
     pdf = base64.b64encode(b"%PDF-1.4 fake").decode()
     body = build(messages=[{"role": "user", "content": [
@@ -393,6 +399,21 @@ def test_stream_finish_reasons_and_empty_answer_carries_role(stop_reason, finish
     assert tr.done
     assert out == [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
                                  "finish_reason": finish}]}]
+
+
+def test_stream_tool_first_carries_role_on_the_tool_delta():
+    tr = ADAPTER.stream_translator(req(stream=True), target())
+    out = feed_all(tr, [
+        sse("message_start", {"message": {"usage": {"input_tokens": 1, "output_tokens": 0}}}),
+        sse("content_block_start", {"index": 0, "content_block": {"type": "tool_use", "id": "toolu_9",
+                                                                   "name": "get_time", "input": {}}}),
+        sse("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}}),
+        sse("content_block_delta", {"index": 5, "delta": {"type": "text_delta", "text": "stray"}})])
+    assert out[0]["choices"][0]["delta"] == {"role": "assistant", "tool_calls": [
+        {"index": 0, "id": "toolu_9", "type": "function", "function": {"name": "get_time", "arguments": ""}}]}
+    assert out[1]["choices"][0]["delta"] == {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}
+    assert len(out) == 2  # a delta for a block that never started is ignored
+    assert not tr.done
 
 
 def test_stream_json_mode_streams_tool_input_as_content():

@@ -23,8 +23,12 @@ on another provider can continue here. OpenAI parameters with no Anthropic count
     unknown top-level fields           dropped: Anthropic rejects unknown keys
     user                               metadata.user_id
     response_format json_schema        a forced tool `json_response` (input_schema = the schema)
-                                       whose input is returned as the message content JSON
+                                       whose input is returned as the message content JSON,
+                                       finish_reason "stop" (with other tools: tool_choice "any")
     response_format json_object        the same tool with a permissive object schema
+    image_url                          data: URL → base64 source (jpeg/png/gif/webp, else 400);
+                                       http(s) URL → url source (Anthropic fetches it)
+    video_url                          400 invalid_request_error naming the model
     input_audio parts, file_id files   400 unsupported_parameter; a PDF `file_data` → document
 
 Response mapping: text blocks joined → `content`; `tool_use` → `tool_calls` (id = the
@@ -32,7 +36,9 @@ Response mapping: text blocks joined → `content`; `tool_use` → `tool_calls` 
 dropped (the `thinking` option is never sent, so they only appear from a misconfigured proxy);
 `stop_reason` by `FINISH_REASONS` below; usage per PROTOCOLS.md (prompt = input + cache
 creation + cache read, cached = cache read). Streams keep OpenAI's dense tool-call indexes:
-the N-th `tool_use` block is tool index N whatever its content-block index.
+the N-th `tool_use` block is tool index N whatever its content-block index. The role rides on
+the first content chunk (not on message_start), so an `error` event before any content fails
+the attempt while it can still be retried.
 """
 
 from __future__ import annotations
@@ -160,12 +166,13 @@ def _user_part(part: Any, param: str, target: Target) -> dict[str, Any] | None:
         media = parse_data_url(url)
         if media is None:
             return {"type": "image", "source": {"type": "url", "url": url}}
-        if media.mime_type not in _IMAGE_TYPES:
+        mime = "image/jpeg" if media.mime_type == "image/jpg" else media.mime_type
+        if mime not in _IMAGE_TYPES:
             raise InvalidRequest(
-                f"Image type '{media.mime_type}' is not supported by Anthropic (use jpeg, png, gif or webp).",
+                f"Image type '{mime}' is not supported by Anthropic (use jpeg, png, gif or webp).",
                 param=param, code="unsupported_content",
             )
-        return {"type": "image", "source": {"type": "base64", "media_type": media.mime_type,
+        return {"type": "image", "source": {"type": "base64", "media_type": mime,
                                             "data": url.split(",", 1)[1]}}
     if kind == "video_url":
         raise InvalidRequest(f"Model '{target.requested}' does not accept video input.", param=param,
@@ -369,8 +376,7 @@ def parse_message(data: dict[str, Any], req: ChatRequest, target: Target) -> dic
 
 
 class AnthropicStream(StreamTranslator):
-    """Anthropic stream events → OpenAI chunks. The role rides on the first real chunk, so an
-    `error` event before any content is still a retryable attempt failure."""
+    """Anthropic stream events → OpenAI chunk dicts (stateful: block kinds, dense tool indexes)."""
 
     def __init__(self, provider: str, json_mode: bool) -> None:
         self.provider = provider
@@ -386,8 +392,7 @@ class AnthropicStream(StreamTranslator):
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         if not self._role_sent:
             self._role_sent = True
-            delta = {"role": "assistant", **delta}
-            delta.setdefault("content", "")
+            delta = {"role": "assistant", **(delta or {"content": ""})}
         return {"choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
     def _take_usage(self, u: Any) -> None:
