@@ -276,10 +276,10 @@ def _tools(req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, Any] | Non
         choice = {"type": "tool", "name": tc.function.name}
     if _json_mode(req):
         fmt = req.response_format
-        schema_: dict[str, Any] = _PERMISSIVE_OBJECT
+        schema_: dict[str, Any] = dict(_PERMISSIVE_OBJECT)
         description = "Answer with a JSON object."
         if fmt is not None and fmt.type == "json_schema":
-            schema_ = fmt.json_schema.schema_ or _PERMISSIVE_OBJECT
+            schema_ = fmt.json_schema.schema_ or dict(_PERMISSIVE_OBJECT)
             name = fmt.json_schema.name
             description = fmt.json_schema.description or f"Answer with JSON matching the '{name}' schema."
         if any(t["name"] == JSON_TOOL for t in tools):
