@@ -40,6 +40,7 @@ class Stack:
     base: str  # the gateway's base URL (no /v1)
     openai: FakeOpenAI
     anthropic: FakeAnthropic
+    anthropic_env: dict[str, str]  # ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL pointing at `anthropic`
 
     def fake(self, provider: str) -> FakeOpenAI | FakeAnthropic:
         return self.openai if provider == "openai" else self.anthropic
@@ -50,10 +51,10 @@ def two_provider_gateway(gateway_factory: Callable[..., str], fake_openai: tuple
                          **env: str) -> Iterator[Stack]:
     anthropic = FakeAnthropic(UPSTREAM_KEY)
     with serve(anthropic.app) as anthropic_url:
+        anthropic_env = {"ANTHROPIC_API_KEY": UPSTREAM_KEY, "ANTHROPIC_BASE_URL": anthropic_url}
         base = gateway_factory(OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=fake_openai[1],
-                               ANTHROPIC_API_KEY=UPSTREAM_KEY, ANTHROPIC_BASE_URL=anthropic_url,
-                               **{**CLIENT_ENV, **env})
-        yield Stack(base=base, openai=fake_openai[0], anthropic=anthropic)
+                               **{**anthropic_env, **CLIENT_ENV, **env})
+        yield Stack(base=base, openai=fake_openai[0], anthropic=anthropic, anthropic_env=anthropic_env)
 
 
 def greeting(provider: str, text: str) -> str:

@@ -286,3 +286,49 @@ def test_sdk_retries_are_the_clients_business(stack, model):
     with pytest.raises(openai.RateLimitError):
         c.chat.completions.create(model=model, messages=user("error:429"))
     assert len(fake.requests) - before == 2
+
+
+# ---- with auth on (DynamoDB Local): the key's own errors ------------------------------------
+
+
+@pytest.fixture
+def authed(auth_gateway, stack):
+    """A gateway with auth enabled on fresh tables; both providers pointed at this module's fakes."""
+    a = stack.anthropic_env
+    return auth_gateway(ANTHROPIC_API_KEY=a["ANTHROPIC_API_KEY"], ANTHROPIC_BASE_URL=a["ANTHROPIC_BASE_URL"],
+                        SKYLANE_MAX_ATTEMPTS="1")
+
+
+def test_authentication_error(authed, make_key, provider, model):
+    good = make_key("sdk")
+    ok = openai.OpenAI(base_url=authed + "/v1", api_key=good.key, max_retries=0)
+    assert ok.chat.completions.create(model=model, messages=user("authed")).choices[0].message.content == \
+        greeting(provider, "authed")
+    for bad in ("sk-skylane-nosuchkey0000-" + "x" * 43, "not-a-skylane-key", good.key[:-1] + "Z"):
+        c = openai.OpenAI(base_url=authed + "/v1", api_key=bad, max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as info:
+            c.chat.completions.create(model=model, messages=user("x"))
+        assert info.value.status_code == 401
+        assert bad not in info.value.message
+        with pytest.raises(openai.AuthenticationError):
+            list(c.chat.completions.create(model=model, messages=user("x"), stream=True))
+
+
+def test_permission_denied_error(authed, make_key, provider, model):
+    other = "anthropic/*" if provider == "openai" else "openai/*"
+    key = make_key("narrow", models=[other])
+    c = openai.OpenAI(base_url=authed + "/v1", api_key=key.key, max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        c.chat.completions.create(model=model, messages=user("x"))
+    assert info.value.status_code == 403
+    assert model not in [m.id for m in c.models.list()], "a key lists only the models it may use"
+
+
+def test_key_rate_limit_is_a_rate_limit_error(authed, make_key, model):
+    key = make_key("slow", rpm=1)
+    c = openai.OpenAI(base_url=authed + "/v1", api_key=key.key, max_retries=0)
+    c.chat.completions.create(model=model, messages=user("first"))
+    with pytest.raises(openai.RateLimitError) as info:
+        c.chat.completions.create(model=model, messages=user("second"))
+    assert info.value.status_code == 429
+    assert int(info.value.response.headers["retry-after"]) >= 1
