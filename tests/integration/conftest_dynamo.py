@@ -55,10 +55,13 @@ class Tables:
         return self.client.get_item(TableName=self.keys, Key={"pk": {"S": key_id}}, ConsistentRead=True)["Item"]
 
     def limits_items(self, key_id: str, prefix: str = "") -> list[dict[str, Any]]:
-        resp = self.client.query(
-            TableName=self.limits, ConsistentRead=True,
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":pk": {"S": f"key#{key_id}"}, ":p": {"S": prefix}})
+        values = {":pk": {"S": f"key#{key_id}"}}
+        condition = "pk = :pk"
+        if prefix:
+            values[":p"] = {"S": prefix}
+            condition += " AND begins_with(sk, :p)"
+        resp = self.client.query(TableName=self.limits, ConsistentRead=True, KeyConditionExpression=condition,
+                                 ExpressionAttributeValues=values)
         return resp["Items"]
 
 

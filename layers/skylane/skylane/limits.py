@@ -261,7 +261,14 @@ class DynamoLimiter:
                     raise
                 continue
             attrs = resp.get("Attributes", {})
-            record.credits_micros = _count(attrs, "credits_micros") if limited else None
-            record.spent_micros = _count(attrs, "spent_micros")
+            if limited:
+                # settles finish in any order: within one cached record the balance only goes down
+                # (a top-up reaches the instance with the next read of the record)
+                balance = _count(attrs, "credits_micros")
+                record.credits_micros = balance if record.credits_micros is None else min(record.credits_micros,
+                                                                                          balance)
+            else:
+                record.credits_micros = None
+            record.spent_micros = max(record.spent_micros, _count(attrs, "spent_micros"))
             return
         # neither matched: the key was deleted meanwhile; nothing to debit
