@@ -1,5 +1,8 @@
-"""Completions function: the FastAPI app that uvicorn serves behind the Lambda Web Adapter."""
+"""Completions function: the FastAPI app that uvicorn serves behind the Lambda Web Adapter (run.sh)."""
 
 from skylane.http.apps import create_completions_app
+from skylane.observe import RequestContextMiddleware
 
 app = create_completions_app()
+# the adapter passes the invocation's trace id and request id as headers: into every log line
+app.add_middleware(RequestContextMiddleware)

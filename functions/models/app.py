@@ -1,8 +1,9 @@
-"""Models function: the models app behind Mangum (buffered function URL)."""
+"""Models function: the models app behind Mangum (buffered function URL), traced with X-Ray on Lambda."""
 
 from mangum import Mangum
 
 from skylane.http.apps import create_models_app
+from skylane.observe import lambda_handler
 
 app = create_models_app()
-handler = Mangum(app, lifespan="off")
+handler = lambda_handler(Mangum(app, lifespan="off"))
