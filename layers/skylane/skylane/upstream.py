@@ -1,9 +1,21 @@
 """Transport: the shared httpx.AsyncClient, timeouts, and driving an adapter for one attempt.
 
 `complete()` sends one non-streaming attempt; `open_stream()` sends one streaming attempt and
-returns only once the first translated chunk is in hand (or the stream ended), so everything
-up to the first byte can still be retried. Time spent waiting on the provider is added to
-`Timing.upstream`, which gives the gateway's own overhead.
+returns only once the first chunk that carries something (text, a tool call, a finish reason)
+is in hand, or the stream ended properly: everything up to then can still be retried, because
+nothing has reached the client.
+
+Timeouts (all from settings, all also bounded by the request's deadline):
+
+- connect: the TCP/TLS connect (httpx's connect timeout, and the pool wait);
+- first token: from sending the request to that first committed chunk (streams), or to the
+  whole answer (non-streaming: the answer is the first byte);
+- idle: the longest wait for the next stream event after the first token;
+- total: the request's deadline; an attempt or a wait cut short by it raises the
+  `budget_exhausted` timeout, which is never retried.
+
+Time spent waiting on the provider is added to `Timing.upstream`, which gives the gateway's
+own overhead.
 """
 
 from __future__ import annotations
@@ -16,11 +28,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import httpx
 
 from .catalog import Target
 from .errors import SkylaneError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from .providers.base import Adapter, CallContext, StreamTranslator, UpstreamRequest
+from .router import budget_exhausted
 from .settings import Settings
 from .streaming import decode_sse
 
@@ -37,7 +51,8 @@ def get_client(settings: Settings) -> httpx.AsyncClient:
         client = httpx.AsyncClient(
             timeout=httpx.Timeout(
                 connect=settings.connect_timeout,
-                read=settings.idle_timeout,
+                # reads are bounded by the first-token and idle timeouts below; this is a backstop
+                read=max(settings.first_token_timeout, settings.idle_timeout) + 1.0,
                 write=settings.connect_timeout + 30,
                 pool=settings.connect_timeout,
             ),
@@ -62,13 +77,34 @@ class Timing:
     first_token_at: float | None = None
 
 
-def _transport_error(exc: Exception, provider: str) -> SkylaneError:
-    if isinstance(exc, httpx.TimeoutException | asyncio.TimeoutError | TimeoutError):
+def _limit(timeout: float, deadline: float | None) -> tuple[float, bool]:
+    """The wait allowed: `timeout`, or less when the deadline is nearer (then True)."""
+    if deadline is None:
+        return timeout, False
+    left = deadline - time.monotonic()
+    if left < timeout:
+        return max(0.0, left), True
+    return timeout, False
+
+
+def _transport_error(exc: BaseException, provider: str, settings: Settings) -> SkylaneError:
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return UpstreamTimeout(
+            f"Could not connect to provider '{provider}' within {settings.connect_timeout:g} s.", provider=provider
+        )
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return UpstreamTimeout(f"Provider '{provider}' did not answer in time.", provider=provider)
     if isinstance(exc, httpx.ConnectError):
         return UpstreamUnavailable(f"Could not connect to provider '{provider}'.", provider=provider)
     return UpstreamError(f"The connection to provider '{provider}' failed ({type(exc).__name__}).",
                          provider=provider)
+
+
+def _first_token_timeout(provider: str, settings: Settings) -> UpstreamTimeout:
+    return UpstreamTimeout(
+        f"Provider '{provider}' did not start answering within {settings.first_token_timeout:g} s.",
+        provider=provider,
+    )
 
 
 async def complete(
@@ -78,11 +114,15 @@ async def complete(
     ctx: CallContext,
     settings: Settings,
     timing: Timing,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     provider = target.provider.name
+    wait, by_budget = _limit(settings.first_token_timeout, deadline)
+    if wait <= 0:
+        raise budget_exhausted()
     t0 = time.perf_counter()
     try:
-        async with asyncio.timeout(settings.first_token_timeout):
+        async with asyncio.timeout(wait):
             if adapter.transport is not None:
                 return await adapter.transport.complete(request, ctx)
             client = get_client(settings)
@@ -90,8 +130,10 @@ async def complete(
                                      headers=request.headers)
     except SkylaneError:
         raise
-    except (httpx.HTTPError, TimeoutError, OSError) as exc:
-        raise _transport_error(exc, provider) from None
+    except TimeoutError:
+        raise (budget_exhausted() if by_budget else _first_token_timeout(provider, settings)) from None
+    except (httpx.HTTPError, OSError) as exc:
+        raise _transport_error(exc, provider, settings) from None
     finally:
         timing.upstream += time.perf_counter() - t0
     if resp.status_code >= 400:
@@ -106,9 +148,21 @@ async def complete(
     return data
 
 
+def _substantive(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk carries something a client would see as the answer starting."""
+    for choice in chunk.get("choices") or ():
+        if choice.get("finish_reason") is not None:
+            return True
+        delta = choice.get("delta") or {}
+        for key, value in delta.items():
+            if key != "role" and value:
+                return True
+    return False
+
+
 @dataclass
 class StreamHandle:
-    """An upstream stream that has produced its first chunk(s)."""
+    """An upstream stream that has produced its first answer chunk(s)."""
 
     target: Target
     translator: StreamTranslator
@@ -116,8 +170,25 @@ class StreamHandle:
     events: AsyncIterator[Any]
     timing: Timing
     provider: str
+    settings: Settings
+    deadline: float | None = None
     _closers: list[Any] = field(default_factory=list)
     ended: bool = False  # the upstream stream is exhausted
+
+    async def _next(self) -> Any:
+        wait, by_budget = _limit(self.settings.idle_timeout, self.deadline)
+        if wait <= 0:
+            raise budget_exhausted("stream")
+        try:
+            async with asyncio.timeout(wait):
+                return await anext(self.events)
+        except TimeoutError:
+            if by_budget:
+                raise budget_exhausted("stream") from None
+            raise UpstreamTimeout(
+                f"Provider '{self.provider}' stopped sending for {self.settings.idle_timeout:g} s mid-stream.",
+                provider=self.provider,
+            ) from None
 
     async def chunks(self) -> AsyncIterator[dict[str, Any]]:
         """The translated chunks: those already read, then the rest as they arrive."""
@@ -125,19 +196,18 @@ class StreamHandle:
             yield c
         self.pending = []
         translator = self.translator
-        events = self.events
         timing = self.timing
         while not translator.done and not self.ended:
             t0 = time.perf_counter()
             try:
-                event = await anext(events)
+                event = await self._next()
             except StopAsyncIteration:
                 self.ended = True
                 break
             except SkylaneError:
                 raise
-            except (httpx.HTTPError, TimeoutError, OSError) as exc:
-                raise _transport_error(exc, self.provider) from None
+            except (httpx.HTTPError, OSError) as exc:
+                raise _transport_error(exc, self.provider, self.settings) from None
             finally:
                 timing.upstream += time.perf_counter() - t0
             for c in translator.feed(event):
@@ -149,6 +219,7 @@ class StreamHandle:
             yield c
 
     async def aclose(self) -> None:
+        """Close the upstream connection now (idempotent; safe while being cancelled)."""
         closers, self._closers = self._closers, []
         await _close_all(closers)
 
@@ -166,18 +237,21 @@ async def open_stream(
     ctx: CallContext,
     settings: Settings,
     timing: Timing,
+    deadline: float | None = None,
 ) -> StreamHandle:
-    """Start a stream and read until the first translated chunk (all of it retryable)."""
+    """Start a stream and read until the answer begins (all of it retryable)."""
     provider = target.provider.name
+    wait, by_budget = _limit(settings.first_token_timeout, deadline)
+    if wait <= 0:
+        raise budget_exhausted()
     closers: list[Any] = []
+    pending: list[dict[str, Any]] = []
+    ended = False
     t0 = time.perf_counter()
     try:
-        async with asyncio.timeout(settings.first_token_timeout):
+        async with asyncio.timeout(wait):
             if adapter.transport is not None:
                 events: AsyncIterator[Any] = adapter.transport.stream(request, ctx)
-                aclose = getattr(events, "aclose", None)
-                if aclose is not None:
-                    closers.append(aclose)
             else:
                 client = get_client(settings)
                 req = client.build_request(
@@ -189,34 +263,48 @@ async def open_stream(
                     body = await resp.aread()
                     raise adapter.map_error(resp.status_code, body, resp.headers, provider)
                 events = _http_events(resp)
-            pending: list[dict[str, Any]] = []
-            ended = False
-            while not pending and not translator.done:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                closers.insert(0, aclose)
+            while not translator.done:
                 try:
                     event = await anext(events)
                 except StopAsyncIteration:
                     ended = True
                     break
-                pending.extend(translator.feed(event))
-            if not pending and not translator.done:
-                raise UpstreamError(f"Provider '{provider}' closed the stream without an answer.",
+                fresh = translator.feed(event)
+                pending.extend(fresh)
+                if any(_substantive(c) for c in fresh):
+                    break
+            if ended and not translator.done:
+                raise UpstreamError(f"Provider '{provider}' closed the stream before answering.",
                                     provider=provider)
     except SkylaneError:
         await _close_all(closers)
         raise
-    except (httpx.HTTPError, TimeoutError, OSError) as exc:
+    except TimeoutError:
         await _close_all(closers)
-        raise _transport_error(exc, provider) from None
+        raise (budget_exhausted() if by_budget else _first_token_timeout(provider, settings)) from None
+    except (httpx.HTTPError, OSError) as exc:
+        await _close_all(closers)
+        raise _transport_error(exc, provider, settings) from None
+    except BaseException:  # cancelled: the client left or the request is being torn down
+        await _close_all(closers)
+        raise
     finally:
         timing.upstream += time.perf_counter() - t0
     timing.first_token_at = time.perf_counter()
     return StreamHandle(target=target, translator=translator, pending=pending, events=events,
-                        timing=timing, provider=provider, _closers=closers, ended=ended)
+                        timing=timing, provider=provider, settings=settings, deadline=deadline,
+                        _closers=closers, ended=ended)
 
 
 async def _close_all(closers: list[Any]) -> None:
-    for closer in closers:
-        try:
-            await closer()
-        except Exception:  # noqa: S110 - closing a dead connection must not fail the request
-            pass
+    """Run closers shielded from cancellation: a cancelled request must still drop its connection."""
+    with anyio.CancelScope(shield=True):
+        for closer in closers:
+            try:
+                await closer()
+            except Exception:  # noqa: S110 - closing a dead connection must not fail the request
+                pass
+        closers.clear()
