@@ -42,3 +42,42 @@ test: deps lint tests/clients/node_modules/.installed
 
 clean:
 	rm -rf $(VENV) node_modules tests/clients/node_modules .aws-sam .local
+
+# ---- AWS: SAM CLI in its own virtualenv (its boto3/pydantic pins clash with the gateway's) ----------
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_ENV := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+
+.PHONY: sam-deps sam-validate sam-build docs clean-sam
+
+$(SAM_VENV)/.installed:
+	@if [ -z "$(PYTHON313)" ]; then echo "Python 3.13 not found: install it (pyenv install 3.13 / apt-get install python3.13)"; exit 1; fi
+	@if [ ! -x $(SAM_VENV)/bin/python ]; then $(PYTHON313) -m venv $(SAM_VENV); fi
+	$(SAM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install -q 'aws-sam-cli>=1.130'
+	@touch $@
+
+sam-deps: $(SAM_VENV)/.installed
+
+# cfn-lint through SAM: no findings allowed (tests/integration/test_sam.py runs it too)
+sam-validate: sam-deps
+	$(SAM_ENV) $(SAM) validate --lint
+
+# no container: python3.13 from the project's venv builds the layer for the template's Architecture
+sam-build: sam-deps deps
+	$(SAM_ENV) $(SAM) build
+
+# the tests run sam validate/build (tests/integration/test_sam.py)
+test: sam-deps
+
+# the architecture picture: docs/architecture.dot is the source (graphviz: apt-get install graphviz)
+docs/architecture.svg: docs/architecture.dot
+	@command -v dot >/dev/null 2>&1 || { echo "graphviz not found: apt-get install graphviz"; exit 1; }
+	dot -Tsvg $< -o $@
+
+docs: docs/architecture.svg
+
+clean-sam:
+	rm -rf $(SAM_VENV)
+
+clean: clean-sam
