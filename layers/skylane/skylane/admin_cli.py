@@ -266,7 +266,10 @@ def _iso(ts: int | None) -> str:
 
 
 def _money(micros: int | None) -> str:
-    return "unlimited" if micros is None else f"${micros / 1_000_000:,.6f}".rstrip("0").rstrip(".")
+    if micros is None:
+        return "unlimited"
+    text = f"${abs(micros) / 1_000_000:,.6f}".rstrip("0").rstrip(".")
+    return "-" + text if micros < 0 else text
 
 
 def _lim(value: int | None) -> str:
