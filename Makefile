@@ -53,6 +53,15 @@ tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/
 test: deps lint tests/clients/node_modules/.installed node_modules/.installed java-check
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
+# Skylane vs the upstream itself, Portkey and LiteLLM (installed on first use under bench/.peers/, each in its
+# own place; a peer that fails to install is skipped and the table says so); DynamoDB Local for the auth case.
+# The table: stdout and bench/results/latest.md. Options: BENCH_ARGS="--quick" / "--only skylane" / "--skip auth".
+BENCH_ARGS ?=
+bench: deps
+	-@$(MAKE) --no-print-directory node_modules/.installed
+	PYTHON313="$(PYTHON313)" bash bench/setup.sh
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) node_modules tests/clients/node_modules .aws-sam .local
 

@@ -1,0 +1,763 @@
+"""`make bench`: Skylane against the upstream itself and its peers, one machine, one run.
+
+    .venv/bin/python bench/run.py [--quick] [--only upstream,skylane,portkey,litellm] [--skip auth,memory,...]
+
+1. A fast fake upstream (bench/fake_upstream.py: OpenAI and Anthropic formats, streams of 200 chunks).
+2. For each target (the upstream directly, Skylane under uvicorn with one worker as the Lambda Web
+   Adapter runs it, Portkey's gateway, the LiteLLM proxy — peers where installed) and each case:
+   wrk at concurrency 1 and 16 (p50/p90/p99, requests/s; gateway CPU per request), and for
+   streams the time to first byte at concurrency 1 (bench/loadgen.py).
+3. Skylane only: a py-spy profile under load, RSS over 20,000 requests, auth + limits against
+   DynamoDB Local with every DynamoDB call counted and placed before/after the upstream call,
+   CPU per streamed chunk, cold import time and peak RSS, the unzipped layer size.
+4. The table goes to stdout and bench/results/latest.md (+ latest.json).
+
+Settings: BENCH_DURATION (s per wrk run, default 5), BENCH_WARMUP (1), BENCH_TTFB_SECONDS (2),
+BENCH_MEMORY_REQUESTS (20000). Logs and raw profiles: bench/results/run.tmp/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import httpx  # noqa: E402
+import micro  # noqa: E402
+import report  # noqa: E402
+from fake_upstream import ANSWER  # noqa: E402
+from loadgen import Request, run_load, summarize  # noqa: E402
+from procs import Proc, free_port, wait_http, wrk, wrk_version  # noqa: E402
+from profiles import summarize_raw  # noqa: E402
+
+RESULTS = BENCH / "results"
+RUN_DIR = RESULTS / "run.tmp"
+PEERS = BENCH / ".peers"
+PY = str(ROOT / ".venv" / "bin" / "python")
+HOST = "127.0.0.1"
+CHUNKS = 200
+OPENAI_MODEL = "gpt-4o-mini"
+ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    label: str
+    stream: bool
+    protocol: str  # the upstream's wire format
+
+
+CASES = [
+    Case("openai", "OpenAI passthrough, non-streaming", False, "openai"),
+    Case("openai_stream", f"OpenAI passthrough, streaming {CHUNKS} chunks", True, "openai"),
+    Case("anthropic", "Anthropic translation, non-streaming", False, "anthropic"),
+    Case("anthropic_stream", f"Anthropic translation, streaming {CHUNKS} chunks", True, "anthropic"),
+]
+
+
+@dataclass
+class Endpoint:
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    native: bool = False  # the answer is in the upstream's own format (the upstream row)
+
+    def body_bytes(self) -> bytes:
+        return json.dumps(self.body).encode()
+
+
+def chat_body(model: str, stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": "Say hello"}],
+        "max_tokens": 256,
+        "temperature": 0.2,
+    }
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def anthropic_native_body(stream: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": ANTHROPIC_MODEL, "max_tokens": 256, "temperature": 0.2,
+                            "system": "You are a helpful assistant.",
+                            "messages": [{"role": "user", "content": "Say hello"}]}
+    if stream:
+        body["stream"] = True
+    return body
+
+
+@dataclass
+class Target:
+    name: str
+    label: str
+    version: str = ""
+    port: int = 0
+    proc: Proc | None = None
+    skip: str | None = None  # why the whole target is skipped
+    case_skip: dict[str, str] = field(default_factory=dict)
+    endpoint: Callable[[Case], Endpoint] | None = None
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        quick = args.quick
+        self.duration = float(os.environ.get("BENCH_DURATION", "2" if quick else "5"))
+        self.warmup = float(os.environ.get("BENCH_WARMUP", "1"))
+        self.ttfb_seconds = float(os.environ.get("BENCH_TTFB_SECONDS", "1" if quick else "2"))
+        self.memory_requests = int(os.environ.get("BENCH_MEMORY_REQUESTS", "2000" if quick else "20000"))
+        self.only = {t for t in (args.only or "").split(",") if t}
+        self.skip_parts = {t for t in (args.skip or "").split(",") if t}
+        self.procs: list[Proc] = []
+        self.fake_port = 0
+        self.fake: Proc | None = None
+        self.results: dict[str, Any] = {"matrix": {}, "targets": {}, "notes": []}
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def log(self, msg: str) -> None:
+        print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    def note(self, msg: str) -> None:
+        self.results["notes"].append(msg)
+        self.log("note: " + msg)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None,
+              stdout_pipe: bool = False) -> Proc:
+        p = Proc(name, argv, RUN_DIR, env=env, cwd=ROOT, stdout_pipe=stdout_pipe)
+        self.procs.append(p)
+        return p
+
+    def stop(self, proc: Proc | None) -> None:
+        if proc is not None:
+            proc.stop()
+            if proc in self.procs:
+                self.procs.remove(proc)
+
+    def start_fake(self, name: str, dynamo_target: str = "") -> tuple[Proc, dict[str, int]]:
+        argv = [PY, str(BENCH / "fake_upstream.py"), "--port", "0", "--chunks", str(CHUNKS)]
+        if dynamo_target:
+            argv += ["--dynamo-target", dynamo_target]
+        p = self.start(name, argv, stdout_pipe=True)
+        assert p.popen.stdout is not None
+        line = p.popen.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the fake upstream did not start: {p.log_tail()}")
+        return p, json.loads(line)
+
+    def base_env(self) -> dict[str, str]:
+        drop = ("SKYLANE_", "OPENAI_", "ANTHROPIC_", "AWS_", "LITELLM_", "PORTKEY_")
+        return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+    def skylane_env(self, fake_port: int, **extra: str) -> dict[str, str]:
+        env = self.base_env()
+        env.update({"SKYLANE_AUTH": "disabled", "OPENAI_API_KEY": "x",
+                    "OPENAI_BASE_URL": f"http://{HOST}:{fake_port}/v1",
+                    "ANTHROPIC_API_KEY": "x", "ANTHROPIC_BASE_URL": f"http://{HOST}:{fake_port}",
+                    "PYTHONPATH": str(ROOT)})
+        env.update(extra)
+        return env
+
+    def start_skylane(self, name: str, env: dict[str, str]) -> Proc:
+        port = free_port()
+        # as the Lambda Web Adapter's start script runs it: uvicorn, one worker
+        argv = [PY, "-m", "uvicorn", "functions.completions.app:app", "--host", HOST, "--port", str(port),
+                "--workers", "1", "--no-access-log"]
+        p = self.start(name, argv, env=env)
+        p.port = port  # type: ignore[attr-defined]
+        if not wait_http(f"http://{HOST}:{port}/health", p, timeout=60):
+            raise RuntimeError(f"Skylane did not start: {p.log_tail()}")
+        return p
+
+    # ---- targets ----------------------------------------------------------------------------
+
+    def target_upstream(self) -> Target:
+        t = Target("upstream", "fake upstream, directly", version="bench/fake_upstream.py")
+        t.port = self.fake_port
+        t.proc = self.fake
+
+        def endpoint(case: Case) -> Endpoint:
+            if case.protocol == "openai":
+                return Endpoint("/v1/chat/completions", chat_body(OPENAI_MODEL, case.stream), native=True)
+            return Endpoint("/v1/messages", anthropic_native_body(case.stream),
+                            {"x-api-key": "x", "anthropic-version": "2023-06-01"}, native=True)
+
+        t.endpoint = endpoint
+        return t
+
+    def target_skylane(self) -> Target:
+        t = Target("skylane", "Skylane (uvicorn, 1 worker)", version=_git_version())
+        check = subprocess.run([PY, "-c", "import skylane.providers.anthropic"], cwd=ROOT, capture_output=True,
+                               text=True, env=self.skylane_env(self.fake_port))
+        if check.returncode != 0:
+            why = (check.stderr.strip().splitlines() or ["import failed"])[-1][:160]
+            for c in CASES:
+                if c.protocol == "anthropic":
+                    t.case_skip[c.name] = f"providers/anthropic.py does not import yet ({why})"
+        try:
+            t.proc = self.start_skylane("skylane", self.skylane_env(self.fake_port))
+        except RuntimeError as exc:
+            t.skip = str(exc)[:300]
+            return t
+        t.port = t.proc.port  # type: ignore[attr-defined]
+
+        def endpoint(case: Case) -> Endpoint:
+            model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
+            return Endpoint("/v1/chat/completions", chat_body(model, case.stream))
+
+        t.endpoint = endpoint
+        return t
+
+    def target_portkey(self) -> Target:
+        pkg = PEERS / "node_modules" / "@portkey-ai" / "gateway"
+        entry = pkg / "build" / "start-server.js"
+        t = Target("portkey", "Portkey gateway (node)")
+        failed = PEERS / "portkey.failed"
+        if failed.exists() or not entry.exists():
+            t.skip = "not installed" + (f": {failed.read_text().strip()[-200:]}" if failed.exists() else "")
+            return t
+        t.version = json.loads((pkg / "package.json").read_text()).get("version", "?")
+        port = free_port()
+        env = self.base_env()
+        t.proc = self.start("portkey", ["node", str(entry), f"--port={port}", "--headless"], env=env)
+        if not wait_http(f"http://{HOST}:{port}/", t.proc, timeout=60):
+            t.skip = f"did not start: {t.proc.log_tail(5)}"
+            return t
+        t.port = port
+
+        def endpoint(case: Case) -> Endpoint:
+            if case.protocol == "openai":
+                return Endpoint("/v1/chat/completions", chat_body(OPENAI_MODEL, case.stream),
+                                {"x-portkey-provider": "openai", "authorization": "Bearer x",
+                                 "x-portkey-custom-host": f"http://{HOST}:{self.fake_port}/v1"})
+            return Endpoint("/v1/chat/completions", chat_body(ANTHROPIC_MODEL, case.stream),
+                            {"x-portkey-provider": "anthropic", "authorization": "Bearer x",
+                             "x-portkey-custom-host": f"http://{HOST}:{self.fake_port}/v1"})
+
+        t.endpoint = endpoint
+        return t
+
+    def target_litellm(self) -> Target:
+        venv = PEERS / "litellm-venv"
+        exe = venv / "bin" / "litellm"
+        t = Target("litellm", "LiteLLM proxy (1 worker)")
+        failed = PEERS / "litellm.failed"
+        if failed.exists() or not exe.exists():
+            t.skip = "not installed" + (f": {failed.read_text().strip()[-200:]}" if failed.exists() else "")
+            return t
+        marker = venv / ".bench-installed"
+        t.version = marker.read_text().strip() if marker.exists() else "?"
+        config = RUN_DIR / "litellm.yaml"
+        config.write_text(_litellm_config(self.fake_port))
+        port = free_port()
+        env = self.base_env()
+        # no master key: the proxy's own auth off, like Skylane's (the flag exists for local use like this)
+        env.update({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
+                    "DISABLE_SCHEMA_UPDATE": "True", "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"})
+        t.proc = self.start("litellm", [str(exe), "--config", str(config), "--host", HOST, "--port", str(port),
+                                        "--num_workers", "1", "--telemetry", "False"], env=env)
+        if not wait_http(f"http://{HOST}:{port}/health/liveliness", t.proc, timeout=180):
+            t.skip = f"did not start: {t.proc.log_tail(5)}"
+            return t
+        t.port = port
+
+        def endpoint(case: Case) -> Endpoint:
+            model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
+            return Endpoint("/v1/chat/completions", chat_body(model, case.stream))
+
+        t.endpoint = endpoint
+        return t
+
+    # ---- measuring --------------------------------------------------------------------------
+
+    def validate(self, t: Target, case: Case, ep: Endpoint) -> str | None:
+        url = f"http://{HOST}:{t.port}{ep.path}"
+        try:
+            r = httpx.post(url, content=ep.body_bytes(), headers={"content-type": "application/json", **ep.headers},
+                           timeout=60)
+        except httpx.HTTPError as exc:
+            return f"request failed: {type(exc).__name__}"
+        if r.status_code != 200:
+            return f"HTTP {r.status_code}: {r.text[:200]}"
+        text = ""
+        try:
+            if not case.stream:
+                data = r.json()
+                if ep.native and case.protocol == "anthropic":
+                    text = data["content"][0]["text"]
+                else:
+                    text = data["choices"][0]["message"]["content"]
+                return None if ANSWER in text else f"unexpected answer: {r.text[:200]}"
+            pieces = []
+            done = False
+            for line in r.text.splitlines():
+                if not line.startswith("data:"):
+                    continue
+                data_s = line[5:].strip()
+                if data_s == "[DONE]":
+                    done = True
+                    continue
+                obj = json.loads(data_s)
+                if ep.native and case.protocol == "anthropic":
+                    if obj.get("type") == "content_block_delta":
+                        pieces.append(obj["delta"]["text"])
+                    done = done or obj.get("type") == "message_stop"
+                else:
+                    for ch in obj.get("choices") or []:
+                        pieces.append((ch.get("delta") or {}).get("content") or "")
+            text = "".join(pieces)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return f"unexpected body ({type(exc).__name__}): {r.text[:200]}"
+        if f"tok{CHUNKS - 1} " not in text or "tok0 " not in text:
+            return f"stream incomplete: {len(text)} characters of content"
+        if not done:
+            return "stream did not end with [DONE] / message_stop"
+        return None
+
+    def measure_case(self, t: Target, case: Case, ep: Endpoint) -> dict[str, Any]:
+        url = f"http://{HOST}:{t.port}{ep.path}"
+        body_file = RUN_DIR / f"body-{t.name}-{case.name}.json"
+        body_file.write_bytes(ep.body_bytes())
+        out: dict[str, Any] = {}
+        if self.warmup:
+            wrk(url, body_file, ep.headers, 16, self.warmup)
+        out["c1"] = wrk(url, body_file, ep.headers, 1, self.duration)
+        proc = t.proc
+        cpu0 = proc.cpu_seconds() if proc else 0.0
+        out["c16"] = wrk(url, body_file, ep.headers, 16, self.duration)
+        cpu1 = proc.cpu_seconds() if proc else 0.0
+        if proc and out["c16"]["requests"]:
+            out["cpu_ms_per_req"] = (cpu1 - cpu0) / out["c16"]["requests"] * 1000
+            out["cpu_cores"] = (cpu1 - cpu0) / self.duration
+        if case.stream:
+            req = Request(ep.path, ep.body_bytes(), tuple(ep.headers.items()))
+            # 5 ms apart, so that the previous request's tail (logging, settling) is not counted
+            res = asyncio.run(run_load(HOST, t.port, [req], concurrency=1, duration=self.ttfb_seconds, pause=0.005))
+            out["ttfb"] = summarize(res)
+        return out
+
+    def run_target(self, make: Callable[[], Target]) -> Target | None:
+        name = make.__name__.removeprefix("target_")
+        if self.only and name not in self.only:
+            return None
+        self.log(f"target {name}: starting")
+        t = make()
+        self.results["targets"][t.name] = {"label": t.label, "version": t.version, "skip": t.skip,
+                                           "case_skip": dict(t.case_skip)}
+        if t.skip:
+            self.log(f"target {name}: skipped ({t.skip})")
+            if t.proc is not self.fake:
+                self.stop(t.proc)
+            return t
+        assert t.endpoint is not None
+        for case in CASES:
+            if case.name in t.case_skip:
+                self.log(f"  {case.name}: skipped ({t.case_skip[case.name]})")
+                continue
+            ep = t.endpoint(case)
+            problem = self.validate(t, case, ep)
+            if problem and t.proc is not None and t.proc is not self.fake:
+                err = next((ln.strip() for ln in t.proc.log_tail(40).splitlines() if "Error" in ln), None)
+                if err:
+                    problem += f" — its log: {err[:160]}"
+            if problem:
+                t.case_skip[case.name] = f"answer check failed: {problem}"
+                self.results["targets"][t.name]["case_skip"][case.name] = t.case_skip[case.name]
+                self.log(f"  {case.name}: answer check failed: {problem}")
+                continue
+            try:
+                r = self.measure_case(t, case, ep)
+            except Exception as exc:  # a broken run must not end the benchmark
+                t.case_skip[case.name] = f"measurement failed: {exc}"[:300]
+                self.results["targets"][t.name]["case_skip"][case.name] = t.case_skip[case.name]
+                self.log(f"  {case.name}: measurement failed: {exc}")
+                continue
+            self.results["matrix"].setdefault(case.name, {})[t.name] = r
+            extra = f", TTFB p50 {r['ttfb']['ttfb_p50_ms']:.2f} ms" if "ttfb" in r else ""
+            self.log(f"  {case.name}: c1 p50 {r['c1']['p50_ms']:.2f} ms, c16 {r['c16']['rps']:.0f} req/s{extra}")
+        return t
+
+    # ---- Skylane-only parts -------------------------------------------------------------------
+
+    def pyspy(self, pid: int, url: str, body_file: Path, headers: dict[str, str], name: str) -> dict[str, Any] | None:
+        """Profile a process with py-spy while wrk loads it at c=16; a summary of the samples."""
+        pyspy = PEERS / "bench-venv" / "bin" / "py-spy"
+        if not pyspy.exists():
+            self.note("py-spy is not installed (bench/.peers/bench-venv): no profiles")
+            return None
+        raw = RUN_DIR / f"profile-{name}.txt"
+        seconds = max(3, round(self.duration))
+        spy = subprocess.Popen([str(pyspy), "record", "--pid", str(pid), "--duration", str(seconds),
+                                "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(raw)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.3)
+        wrk(url, body_file, headers, 16, seconds)
+        try:
+            _, err = spy.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            _, err = spy.communicate()
+        if spy.returncode != 0 or not raw.exists():
+            self.note(f"py-spy failed: {err.decode(errors='replace')[-200:]}")
+            return None
+        summary = summarize_raw(raw)
+        self.log(f"  profile {name}: {summary['samples']} samples")
+        return summary
+
+    def profile_skylane(self, t: Target) -> None:
+        profiles = self.results.setdefault("profiles", {})
+        for case in CASES:
+            if case.name in t.case_skip or case.name not in ("openai", "openai_stream", "anthropic_stream"):
+                continue
+            assert t.endpoint is not None and t.proc is not None
+            ep = t.endpoint(case)
+            body_file = RUN_DIR / f"body-{t.name}-{case.name}.json"
+            prof = self.pyspy(t.proc.pid, f"http://{HOST}:{t.port}{ep.path}", body_file, ep.headers,
+                              f"skylane-{case.name}")
+            if prof is None:
+                return
+            profiles[case.name] = prof
+
+    def memory(self) -> None:
+        self.log("memory: RSS over many requests (fresh Skylane)")
+        p = self.start_skylane("skylane-memory", self.skylane_env(self.fake_port))
+        port = p.port  # type: ignore[attr-defined]
+        try:
+            cases = [c for c in CASES if c.name not in self.results["targets"].get("skylane", {}).get("case_skip", {})]
+            reqs = []
+            for c in cases:
+                model = OPENAI_MODEL if c.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
+                reqs.append(Request("/v1/chat/completions", json.dumps(chat_body(model, c.stream)).encode()))
+            rss = [("started", p.rss_kb())]
+            warm = 1000 if self.memory_requests >= 10000 else 200
+            res = asyncio.run(run_load(HOST, port, reqs, concurrency=16, count=warm))
+            rss.append((f"after {warm} warm-up", p.rss_kb()))
+            done = 0
+            errors = sum(n for s, n in res.statuses.items() if s != 200)
+            batch = max(1, self.memory_requests // 4)
+            t0 = time.perf_counter()
+            while done < self.memory_requests:
+                n = min(batch, self.memory_requests - done)
+                res = asyncio.run(run_load(HOST, port, reqs, concurrency=16, count=n))
+                errors += sum(k for s, k in res.statuses.items() if s != 200)
+                done += n
+                rss.append((f"+{done}", p.rss_kb()))
+            self.results["memory"] = {"rss_kb": rss, "requests": done, "errors": errors,
+                                      "mix": [c.name for c in cases], "seconds": time.perf_counter() - t0}
+            base = rss[1][1]
+            drift = max(abs(v - base) for _, v in rss[1:]) / base * 100 if base else 0
+            self.results["memory"]["max_drift_pct"] = drift
+            self.log(f"  RSS {rss[1][1] / 1024:.1f} MB → {rss[-1][1] / 1024:.1f} MB ({drift:.1f}% max drift)")
+        finally:
+            self.stop(p)
+
+    def auth_case(self) -> None:
+        """Auth + limits on, against DynamoDB Local behind the counting proxy."""
+        self.log("auth + limits against DynamoDB Local")
+        out: dict[str, Any] = {}
+        self.results["auth"] = out
+        sys.path.insert(0, str(ROOT))
+        try:
+            from skylane.admin_cli import create_key
+            from skylane.settings import Settings
+            from skylane.store import create_tables, dynamodb_client
+            from tests.dynamodb_local import DynamoDBLocal
+        except Exception as exc:
+            out["skip"] = f"auth/limits or tests/dynamodb_local.py not available yet ({type(exc).__name__}: {exc})"
+            self.log("  skipped: " + out["skip"])
+            return
+        ddb = None
+        fake = sky = None
+        try:
+            ddb = DynamoDBLocal().start()
+            fake, info = self.start_fake("fake-auth", dynamo_target=f"{HOST}:{ddb.port}")
+            env_direct = {**self.skylane_env(info["port"]), **ddb.env(), "SKYLANE_AUTH": "enabled"}
+            settings = Settings.from_env(env_direct)
+            client = dynamodb_client(settings)
+            create_tables(client, settings)
+            key, _ = create_key(client, settings, "bench", rpm=10_000_000, tpm=10**12,
+                                credits_micros=10**12)
+            env = {**env_direct, "AWS_ENDPOINT_URL_DYNAMODB": f"http://{HOST}:{info['dynamo_port']}"}
+            sky = self.start_skylane("skylane-auth", env)
+            port = sky.port  # type: ignore[attr-defined]
+            headers = {"authorization": f"Bearer {key}"}
+            ep = Endpoint("/v1/chat/completions", chat_body(OPENAI_MODEL, False), headers)
+            t = Target("skylane-auth", "Skylane, auth + limits on", port=port, proc=sky)
+            problem = self.validate(t, CASES[0], ep)
+            if problem:
+                out["skip"] = f"answer check failed: {problem}"
+                self.log("  skipped: " + out["skip"])
+                return
+            fake_url = f"http://{HOST}:{info['port']}"
+            out["dynamodb_local_update_ms"] = {
+                "direct": _probe_update_ms(client, settings),
+                "via_proxy": _probe_update_ms(dynamodb_client(Settings.from_env(env)), settings),
+            }
+            # 1. ordering: sequential requests, each DynamoDB call placed before / after the upstream call
+            seq = []
+            for c in (CASES[0], CASES[1]):
+                seq.append(Request(ep.path, json.dumps(chat_body(OPENAI_MODEL, c.stream)).encode(),
+                                   tuple(headers.items())))
+            asyncio.run(run_load(HOST, port, seq, concurrency=1, count=20, pause=0.05))  # warm-up, key cached
+            time.sleep(0.5)
+            httpx.post(fake_url + "/_reset")
+            n_seq = 60 if self.args.quick else 200
+            t_seq = time.perf_counter()
+            res = asyncio.run(run_load(HOST, port, seq, concurrency=1, count=n_seq, pause=0.05))
+            t_seq = time.perf_counter() - t_seq
+            time.sleep(0.5)
+            trace = httpx.get(fake_url + "/_trace").json()
+            out["ordering"] = _place_dynamo_calls(res.spans, trace["upstream"], trace["dynamo"])
+            out["ordering"]["errors"] = sum(k for s, k in res.statuses.items() if s != 200)
+            out["ordering"]["seconds"] = t_seq
+            out["ordering"]["cache_ttl_s"] = settings.auth_cache_ttl
+            # 2. load: wrk at concurrency 1 and 16, DynamoDB calls per gateway request
+            body_file = RUN_DIR / "body-skylane-auth.json"
+            body_file.write_bytes(ep.body_bytes())
+            url = f"http://{HOST}:{port}{ep.path}"
+            wrk(url, body_file, headers, 16, self.warmup)
+            for conc in (1, 16):
+                httpx.post(fake_url + "/_reset")
+                cpu0 = sky.cpu_seconds()
+                r = wrk(url, body_file, headers, conc, self.duration)
+                cpu1 = sky.cpu_seconds()
+                time.sleep(1.0)  # let settle() finish
+                counts = httpx.get(fake_url + "/_stats").json()["counts"]
+                r["cpu_ms_per_req"] = (cpu1 - cpu0) / r["requests"] * 1000 if r["requests"] else 0
+                r["dynamo_per_request"] = {k.removeprefix("dynamo_"): v / max(1, r["requests"])
+                                           for k, v in sorted(counts.items()) if k.startswith("dynamo_")}
+                out[f"c{conc}"] = r
+                self.log(f"  c{conc}: p50 {r['p50_ms']:.2f} ms, {r['rps']:.0f} req/s, "
+                         f"DynamoDB/request {r['dynamo_per_request']}")
+            if "profile" not in self.skip_parts:
+                prof = self.pyspy(sky.pid, url, body_file, headers, "auth")
+                if prof:
+                    self.results.setdefault("profiles", {})["auth"] = prof
+        except Exception as exc:
+            out["skip"] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
+            self.log("  " + out["skip"])
+            traceback.print_exc()
+        finally:
+            self.stop(sky)
+            self.stop(fake)
+            if ddb is not None:
+                ddb.stop()
+
+    def micro(self) -> None:
+        if "translate" not in self.skip_parts:
+            self.log("CPU per streamed chunk (in-process)")
+            tr = []
+            for proto in ("openai", "anthropic"):
+                try:
+                    tr.append(micro.translation_cpu(proto))
+                except Exception as exc:
+                    tr.append({"protocol": proto, "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+            self.results["translation"] = tr
+        if "cold" not in self.skip_parts:
+            self.log("cold import (fresh interpreters)")
+            cold = []
+            for mod in ("functions.completions.app", "functions.models.app"):
+                for auth in (True, False):
+                    cold.append(micro.cold_start(PY, mod, auth))
+            self.results["cold"] = cold
+            self.results["cold_profile"] = {mod: micro.import_profile(PY, mod, True)
+                                            for mod in ("functions.completions.app", "functions.models.app")}
+        if "layer" not in self.skip_parts:
+            self.log("layer size (pip install --target)")
+            self.results["layer"] = micro.layer_size(PY)
+
+    # ---- the whole run --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        if self.args.wait_idle:
+            deadline = time.monotonic() + self.args.wait_idle
+            while os.getloadavg()[0] > 0.5 and time.monotonic() < deadline:
+                time.sleep(5)
+            self.log(f"load average {os.getloadavg()[0]:.2f} at start")
+        started = time.perf_counter()
+        self.results["meta"] = _meta()
+        self.results["settings"] = {"duration_s": self.duration, "warmup_s": self.warmup,
+                                    "ttfb_seconds": self.ttfb_seconds, "chunks": CHUNKS,
+                                    "memory_requests": self.memory_requests}
+        try:
+            self.fake, info = self.start_fake("fake-upstream")
+            self.fake_port = info["port"]
+            self.log(f"fake upstream on port {self.fake_port}")
+            self.run_target(self.target_upstream)
+            sky = self.run_target(self.target_skylane)
+            if sky is not None and not sky.skip:
+                if "profile" not in self.skip_parts:
+                    self.profile_skylane(sky)
+                self.stop(sky.proc)
+            for make in (self.target_portkey, self.target_litellm):
+                t = self.run_target(make)
+                if t is not None:
+                    self.stop(t.proc)
+            if "memory" not in self.skip_parts and (not self.only or "skylane" in self.only):
+                self.memory()
+            if "auth" not in self.skip_parts and (not self.only or "skylane" in self.only):
+                self.auth_case()
+        finally:
+            for p in list(self.procs):
+                self.stop(p)
+        self.micro()
+        self.results["meta"]["elapsed_s"] = time.perf_counter() - started
+        (RUN_DIR / "results.json").write_text(json.dumps(self.results, indent=1, default=str) + "\n")
+        md = report.render(self.results)
+        print()
+        print(md)
+        if not self.args.no_write:
+            (RESULTS / "latest.md").write_text(md)
+            (RESULTS / "latest.json").write_text(json.dumps(self.results, indent=1, default=str) + "\n")
+            self.log(f"wrote {RESULTS / 'latest.md'} and latest.json")
+        return 0
+
+
+def _place_dynamo_calls(spans: list[tuple[float, float]], upstream: list[float],
+                        dynamo: list[list[Any]]) -> dict[str, Any]:
+    """Put each DynamoDB call in one of: before the upstream call (on the critical path), between
+    the upstream call and the end of the response, after the response (off the critical path).
+    Clocks: time.monotonic() in both processes (CLOCK_MONOTONIC is system-wide)."""
+    ups = sorted(upstream)
+    calls = sorted(dynamo)
+    buckets: dict[str, dict[str, int]] = {"before_upstream": {}, "during_response": {}, "after_response": {}}
+    reads = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
+    reads_before: list[int] = []
+    writes_before: list[int] = []
+    unplaced = 0
+    j = 0
+    for i, (start, end) in enumerate(spans):
+        nxt = spans[i + 1][0] if i + 1 < len(spans) else float("inf")
+        u = next((x for x in ups if start <= x <= end), None)
+        if u is None:
+            unplaced += 1
+            continue
+        r_before = w_before = 0
+        while j < len(calls) and calls[j][0] < start:
+            j += 1
+        k = j
+        while k < len(calls) and calls[k][0] < nxt:
+            ts, op, conditional = calls[k]
+            name = op + (" (conditional)" if conditional else "")
+            where = "before_upstream" if ts < u else "during_response" if ts <= end else "after_response"
+            buckets[where][name] = buckets[where].get(name, 0) + 1
+            if where == "before_upstream":
+                if op in reads:
+                    r_before += 1
+                else:
+                    w_before += 1
+            k += 1
+        j = k
+        reads_before.append(r_before)
+        writes_before.append(w_before)
+    n = len(reads_before)
+    return {
+        "requests": n,
+        "unplaced": unplaced,
+        "per_request": {where: {op: v / n for op, v in ops.items()} for where, ops in buckets.items()} if n else {},
+        "totals": buckets,
+        "max_writes_before_upstream": max(writes_before, default=0),
+        "requests_with_read_before_upstream": sum(1 for r in reads_before if r),
+    }
+
+
+def _probe_update_ms(client: Any, settings: Any, n: int = 40) -> float:
+    """p50 latency of a conditional UpdateItem from this process (DynamoDB Local's own speed here)."""
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        client.update_item(TableName=settings.limits_table, Key={"pk": {"S": "bench#probe"}, "sk": {"S": "probe"}},
+                           UpdateExpression="ADD n :one", ConditionExpression="attribute_not_exists(n) OR n < :max",
+                           ExpressionAttributeValues={":one": {"N": "1"}, ":max": {"N": "1000000000"}})
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2] * 1000
+
+
+def _litellm_config(fake_port: int) -> str:
+    return f"""model_list:
+  - model_name: {OPENAI_MODEL}
+    litellm_params:
+      model: openai/{OPENAI_MODEL}
+      api_base: http://{HOST}:{fake_port}/v1
+      api_key: x
+  - model_name: anthropic/{ANTHROPIC_MODEL}
+    litellm_params:
+      model: anthropic/{ANTHROPIC_MODEL}
+      api_base: http://{HOST}:{fake_port}
+      api_key: x
+litellm_settings:
+  drop_params: true
+  telemetry: false
+"""
+
+
+def _git_version() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "layers", "functions"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("+uncommitted" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def _meta() -> dict[str, Any]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for pkg in ("uvicorn", "fastapi", "starlette", "httpx", "pydantic", "h11", "httptools", "uvloop"):
+        try:
+            from importlib.metadata import version
+
+            versions[pkg] = version(pkg)
+        except Exception:
+            versions[pkg] = "not installed"
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip() or "?"
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu, "cores": os.cpu_count(), "load_avg_at_start": os.getloadavg(),
+        "python": platform.python_version(), "node": node, "wrk": wrk_version(), "packages": versions,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of the harness)")
+    ap.add_argument("--only", help="comma-separated targets: upstream,skylane,portkey,litellm")
+    ap.add_argument("--skip", help="comma-separated parts: profile,memory,auth,translate,cold,layer")
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
+                    help="on a shared machine: wait up to this long for the 1-minute load average to drop below 0.5")
+    return Bench(ap.parse_args()).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
