@@ -336,3 +336,67 @@ def test_models_function_runs_with_the_lambda_context(functions: dict[str, Funct
         assert "cold_start" in keys
     finally:
         skylane_logger.clear_state()
+
+
+# ---- X-Ray on the models function: real segments over UDP, as the X-Ray daemon receives them -----------
+
+_INVOKE = """
+import json, sys
+sys.path.insert(0, {root!r})
+from functions.models import app
+class Context:
+    aws_request_id = "xray-req-1"
+    function_name = "skylane-ModelsFunction-AbC123"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:skylane-ModelsFunction-AbC123"
+event = json.load(open({event!r}))
+print(json.dumps({{"status": app.handler(event, Context())["statusCode"]}}))
+"""
+
+
+def _invoke_models_in_a_fresh_process(env: dict[str, str]) -> tuple[int, list[dict[str, Any]]]:
+    import socket
+    import subprocess
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as daemon:
+        daemon.bind(("127.0.0.1", 0))
+        daemon.settimeout(0.5)
+        port = daemon.getsockname()[1]
+        base = {k: v for k, v in os.environ.items() if not k.startswith(("SKYLANE_", "POWERTOOLS_", "AWS_", "_X_"))}
+        base.update({"SKYLANE_AUTH": "enabled", "SKYLANE_LOG_LEVEL": "WARNING", "AWS_DEFAULT_REGION": "us-east-1",
+                     "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}", **env})
+        script = _INVOKE.format(root=str(ROOT), event=str(EVENTS / "models-list.json"))
+        r = subprocess.run([sys.executable, "-c", script], env=base, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        status = json.loads(r.stdout.strip().splitlines()[-1])["status"]
+        segments = []
+        while True:
+            try:
+                data, _ = daemon.recvfrom(65536)
+            except TimeoutError:
+                break
+            header, _, doc = data.decode().partition("\n")
+            assert json.loads(header) == {"format": "json", "version": 1}
+            segments.append(json.loads(doc))
+    return status, segments
+
+
+def test_models_function_is_traced_on_lambda() -> None:
+    root = "1-6744c3d4-00112233445566778899aabb"
+    status, segments = _invoke_models_in_a_fresh_process({
+        "AWS_LAMBDA_FUNCTION_NAME": "skylane-ModelsFunction-AbC123",  # what makes Powertools' Tracer active
+        "LAMBDA_TASK_ROOT": str(ROOT / "functions"),  # what puts the X-Ray SDK in Lambda mode
+        "_X_AMZN_TRACE_ID": f"Root={root};Parent=1a2b3c4d5e6f7a8b;Sampled=1",
+    })
+    assert status == 200
+    assert segments, "no X-Ray segment reached the daemon address"
+    handler = next(s for s in segments if s["name"].startswith("## "))
+    assert handler["trace_id"] == root and handler["parent_id"] == "1a2b3c4d5e6f7a8b"
+    assert handler["end_time"] >= handler["start_time"]
+    assert handler["annotations"]["ColdStart"] is True and handler["annotations"]["Service"] == "skylane"
+    assert "metadata" not in handler or "traced response" not in json.dumps(handler["metadata"])
+
+
+def test_models_function_sends_no_segments_off_lambda() -> None:
+    status, segments = _invoke_models_in_a_fresh_process({})
+    assert status == 200 and segments == []
