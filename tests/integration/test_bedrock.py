@@ -17,7 +17,10 @@ import httpx
 import openai
 import pytest
 
-from skylane.providers import bedrock
+from skylane.catalog import load_catalog
+from skylane.providers import bedrock, get_adapter
+from skylane.providers.base import CallContext
+from skylane.schema import parse_request
 from tests.conftest import make_settings
 from tests.fakes.bedrock_eventstream import FakeBedrock
 from tests.spec import validate
@@ -356,3 +359,32 @@ def test_stalled_stream_completes_when_released(gw, fake):
     fake.release()
     t.join(10)
     assert result == {"text": "waiting done", "finish": "stop"}
+
+
+# ---- the transport on its own ------------------------------------------------------------------
+
+
+async def test_transport_closes_the_boto3_stream_when_the_iterator_is_closed():
+    env = {"AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "k2", "AWS_SECRET_ACCESS_KEY": "s2",
+           "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "https://bedrock.internal.example:8443"}
+    settings = make_settings(**env)
+    client = bedrock.get_client(settings)
+    assert bedrock.get_client(make_settings(**env)) is client  # one client per configuration, per process
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.endpoint_url == "https://bedrock.internal.example:8443"
+    local = FakeBedrock()
+    local.install(client)
+    adapter = get_adapter("bedrock")
+    target = load_catalog(settings).target(CLAUDE)
+    ctx = CallContext(api_key=None, base_url="", settings=settings)
+    request = await adapter.build_request(parse_request({"model": CLAUDE, "messages": user("hello")}), target, ctx)
+    events = adapter.transport.stream(request, ctx)
+    assert await anext(events) == {"messageStart": {"role": "assistant"}}
+    await events.aclose()
+    assert local.closed_streams == 1
+    sent = local.last()
+    assert sent["url"].startswith("https://bedrock.internal.example:8443/model/")
+    assert "Credential=k2/" in sent["headers"]["authorization"] and "/eu-west-1/bedrock/" in \
+        sent["headers"]["authorization"]
+    data = await adapter.transport.complete(request, ctx)
+    assert data["output"]["message"]["content"] == [{"text": "Hello from fake-bedrock: hello"}]

@@ -630,8 +630,10 @@ _THREADS = 64  # concurrent boto3 calls / open streams per event loop
 
 
 def _client_key(settings: Settings) -> tuple[Any, ...]:
-    region = settings.get("AWS_REGION") or settings.get("AWS_DEFAULT_REGION")
-    return (region, settings.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"), settings.env.get("AWS_ACCESS_KEY_ID"),
+    # plain environment lookups (no secret): this runs on every call, on the event loop
+    env = settings.env
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    return (region, env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"), env.get("AWS_ACCESS_KEY_ID"),
             settings.connect_timeout, settings.idle_timeout)
 
 
