@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 
@@ -11,7 +12,6 @@ import openai
 import pytest
 
 from skylane.admin_cli import revoke_key, update_key
-from skylane.observe import _JSONFormatter
 from tests.spec import validate
 
 USER = [{"role": "user", "content": "hi"}]
@@ -126,11 +126,18 @@ def test_missing_tables_give_a_clear_error_without_internals(auth_gateway):
     assert "no-such-table" not in r.text and "127.0.0.1" not in r.text and "Traceback" not in r.text
 
 
+class _WithFields(logging.Formatter):
+    """Every log record with its structured fields (what the gateway's JSON lines carry)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return super().format(record) + " " + json.dumps(record.__dict__.get("fields"), default=str)
+
+
 def test_no_plaintext_key_in_dynamodb_or_logs(auth_gateway, make_key, dynamo_tables):
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setLevel(logging.DEBUG)
-    handler.setFormatter(_JSONFormatter())  # the gateway's own format: message plus structured fields
+    handler.setFormatter(_WithFields())
     names = ["", "skylane", "botocore", "boto3", "urllib3", "uvicorn", "uvicorn.error", "httpx"]
     loggers = [logging.getLogger(n) for n in names]
     saved = [(lg.level, lg.propagate) for lg in loggers]

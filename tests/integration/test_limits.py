@@ -256,7 +256,7 @@ def test_top_up_reaches_the_gateway_within_the_cache_ttl(auth_gateway, make_key,
 
 async def test_concurrent_overspend_is_bounded_by_the_requests_in_flight(
         gateway_factory, slow_upstream, make_key, dynamo_tables):
-    fake, url = slow_upstream(delay=0.5)
+    fake, url = slow_upstream(delay=1.0)
     gw = gateway_factory(SKYLANE_AUTH="enabled", OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=url,
                          **dynamo_tables.env)
     body = {"model": "openai/gpt-4o", "messages": USER}
@@ -265,7 +265,7 @@ async def test_concurrent_overspend_is_bounded_by_the_requests_in_flight(
     cost = price("openai/gpt-4o", r.json()["usage"])
     k = make_key(credits_micros=2 * cost + 1)  # enough for two answers and a bit
     async with httpx.AsyncClient(timeout=30) as client:
-        # ten at once: all are admitted while the balance is positive (each answer takes 0.5 s)
+        # ten at once: all are admitted while the balance is positive (each answer takes 1 s)
         first = await asyncio.gather(*(client.post(gw + "/v1/chat/completions", headers=k.headers, json=body)
                                        for _ in range(10)))
         assert [x.status_code for x in first] == [200] * 10
