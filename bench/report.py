@@ -67,7 +67,7 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str]]:
                  + (f" (ratio {_f(sky_o / pk_o)})" if sky_o is not None and pk_o else ""), verdict(ok)))
     sky_r = _rps(res, "openai", "skylane")
     pk_r = _rps(res, "openai", "portkey")
-    ok = None if sky_r is None or pk_r is None else sky_r >= 1.2 * pk_r
+    ok = None if not sky_r or not pk_r else sky_r >= 1.2 * pk_r
     rows.append(("Throughput at c=16 ≥ 1.2× Portkey's",
                  f"Skylane {_f(sky_r, 0)} req/s vs Portkey {_f(pk_r, 0)} req/s"
                  + (f" ({_f(sky_r / pk_r)}×)" if sky_r and pk_r else ""), verdict(ok)))
