@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import struct
 import threading
@@ -69,6 +70,9 @@ def encode_frame(headers: dict[str, str], payload: bytes) -> bytes:
 def event_frame(event_type: str, payload: dict[str, Any]) -> bytes:
     return encode_frame({":event-type": event_type, ":content-type": "application/json",
                          ":message-type": "event"}, json.dumps(payload).encode())
+
+
+_event_frame = event_frame
 
 
 def exception_frame(exception_type: str, payload: dict[str, Any]) -> bytes:
@@ -255,6 +259,12 @@ class FakeBedrock:
         return [{"text": f"Hello from fake-bedrock: {text}"}], "end_turn"
 
     def _frames(self, body: dict[str, Any]) -> Iterator[bytes]:
+        # Bedrock pads every event with a "p" field of varying length (against length side channels)
+        pad = itertools.cycle("abcdefghijklmnopqrstuvwxyz0123456789")
+
+        def event_frame(event_type: str, payload: dict[str, Any]) -> bytes:
+            return _event_frame(event_type, {**payload, "p": "".join(next(pad) for _ in range(7))})
+
         text = _last_user_text(body)
         if text.startswith("throttle-stream"):
             yield exception_frame("throttlingException", {"message": "Too many requests, please wait."})
