@@ -30,7 +30,10 @@ def fake_openai() -> Iterator[tuple[FakeOpenAI, str]]:
 
 
 def make_settings(**env: str) -> Settings:
-    base = {"SKYLANE_AUTH": "disabled", "SKYLANE_LOG_LEVEL": "WARNING", "SKYLANE_RETRY_BASE_DELAY": "0.01"}
+    # breakers are per gateway and the session `gateway` is shared: error tests must not open its breakers
+    # for the tests after them (tests about breakers set SKYLANE_BREAKER_FAILURES themselves)
+    base = {"SKYLANE_AUTH": "disabled", "SKYLANE_LOG_LEVEL": "WARNING", "SKYLANE_RETRY_BASE_DELAY": "0.01",
+            "SKYLANE_BREAKER_FAILURES": "1000"}
     base.update(env)
     return Settings.from_env(base)
 
