@@ -170,10 +170,12 @@ async def _check(url: str, settings: Settings, resolve: Resolver) -> _Hop:
         ascii_host = parsed.raw_host.decode("ascii")
     except (httpx.InvalidURL, UnicodeError, ValueError):
         raise _refused("the URL is malformed") from None
+    if literal_host_refusal(ascii_host):  # judge the host httpx will use, should the parsers ever disagree
+        raise _refused("the host is an IP address in a non-standard form")
     port = port or (443 if scheme == "https" else 80)
     literal: IPAddress | None
     try:
-        literal = ipaddress.ip_address(host)
+        literal = ipaddress.ip_address(ascii_host)
     except ValueError:
         literal = None
     if literal is not None:
