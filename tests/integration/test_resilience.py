@@ -561,3 +561,16 @@ def test_client_disconnect_before_first_token_cancels_upstream(make_gateway, fak
     assert line["status"] == 499
     assert line["prompt_tokens"] > 0 and line["completion_tokens"] == 0
     assert fake.count("hang") == 1
+
+
+def test_provider_refusing_the_gateway_key_falls_back_without_retrying(make_gateway, fake):
+    gw = make_gateway(FAULTY_API_KEY="sk-wrong-secret")
+    raw = sdk(gw).chat.completions.with_raw_response.create(model="faulty/ok", messages=USER,
+                                                            extra_body={"models": ["backup/ok"]})
+    assert raw.parse().model == "backup/ok"
+    assert attempts(raw) == ["faulty/ok;502", "backup/ok;ok"]
+    assert [r.outcome for r in fake.served("ok")] == ["error:401", "ok"]  # one refusal, not three
+    # without a fallback the client gets a clean 502 that does not echo the key
+    r = post(gw, {"model": "faulty/ok", "messages": USER})
+    assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_auth_failed"
+    assert "sk-wrong" not in r.text
