@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["render", "verdicts"]
 
 PEERS = ("portkey", "litellm")
-ORDER = ("upstream", "skylane", "portkey", "litellm")
+ORDER = ("upstream", "skylane", "skylane_fast", "portkey", "litellm")
 PROFILE_LABELS = {"auth": "Auth + limits on, non-streaming (DynamoDB Local)"}
 CASE_LABELS = {
     "openai": "OpenAI passthrough, non-streaming",
@@ -149,6 +149,12 @@ def _headline(res: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(
             f"+{_f(o[t])} ms" if o[t] is not None else "–" for t in ("skylane", *PEERS)) + " | " + " | ".join(
             _f(r[t], 0) for t in ("skylane", *PEERS)) + f" | {vs('portkey')} | {vs('litellm')} |")
+    fast = [(label, _overhead(res, case, "skylane_fast"), _rps(res, case, "skylane_fast"))
+            for case, label in CASE_LABELS.items() if _rps(res, case, "skylane_fast")]
+    if fast:
+        lines += ["", "Experiment — the same Skylane code on uvicorn with httptools + uvloop (`uvicorn[standard]`, not "
+                  "in the layer today): " + "; ".join(f"{label}: +{_f(o)} ms, {_f(r, 0)} req/s" for label, o, r in fast)
+                  + "."]
     return lines
 
 
@@ -197,6 +203,30 @@ def _case_tables(res: dict[str, Any]) -> list[str]:
                 lines.append(f"| {name} | {why.replace('|', '/')[:160]} |" + " |" * (cols - 1))
         lines.append("")
     return lines
+
+
+def _inside(res: dict[str, Any]) -> list[str]:
+    rows = []
+    for case, label in CASE_LABELS.items():
+        r = _get(res.get("matrix", {}), case, "skylane")
+        if not r or "server_c1" not in r:
+            continue
+        sc = r["server_c1"]
+        client = r["c1"]["p50_ms"]
+        logged = sc.get("latency_ms_p50")
+        row = f"| {label} | {_f(client)} | {_f(logged)} | {_f(None if logged is None else client - logged)} |"
+        st = r.get("server_ttfb") or {}
+        tt = _get(r, "ttfb", "ttfb_p50_ms")
+        ttft = st.get("ttft_ms_p50")
+        row += f" {_f(tt)} | {_f(ttft)} | {_f(None if tt is None or ttft is None else tt - ttft)} |"
+        rows.append(row)
+    if not rows:
+        return []
+    return ["## Inside Skylane's handler vs what the client saw (c=1, medians)", "",
+            "`latency_ms` / `ttft_ms` are what Skylane logs for each request (from the start of its handler); the "
+            "rest is uvicorn, the ASGI stack before the handler, and the sockets.", "",
+            "| case | client p50 ms | logged latency_ms | outside the handler | client TTFB ms | logged ttft_ms "
+            "| outside the handler |", "|---|---:|---:|---:|---:|---:|---:|", *rows, ""]
 
 
 def _auth(res: dict[str, Any]) -> list[str]:
@@ -337,6 +367,7 @@ def render(res: dict[str, Any]) -> str:
     lines += [f"| {a} | {b} | {c} |" for a, b, c in verdicts(res)]
     lines.append("")
     lines += _case_tables(res)
+    lines += _inside(res)
     lines += _auth(res)
     lines += _micro(res)
     lines += _profiles(res)

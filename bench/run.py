@@ -24,6 +24,7 @@ import datetime as dt
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -177,11 +178,11 @@ class Bench:
         env.update(extra)
         return env
 
-    def start_skylane(self, name: str, env: dict[str, str]) -> Proc:
+    def start_skylane(self, name: str, env: dict[str, str], python: str = PY, extra: tuple[str, ...] = ()) -> Proc:
         port = free_port()
         # as the Lambda Web Adapter's start script runs it: uvicorn, one worker
-        argv = [PY, "-m", "uvicorn", "functions.completions.app:app", "--host", HOST, "--port", str(port),
-                "--workers", "1", "--no-access-log"]
+        argv = [python, "-m", "uvicorn", "functions.completions.app:app", "--host", HOST, "--port", str(port),
+                "--workers", "1", "--no-access-log", *extra]
         p = self.start(name, argv, env=env)
         p.port = port  # type: ignore[attr-defined]
         if not wait_http(f"http://{HOST}:{port}/health", p, timeout=60):
@@ -215,6 +216,32 @@ class Bench:
                     t.case_skip[c.name] = f"providers/anthropic.py does not import yet ({why})"
         try:
             t.proc = self.start_skylane("skylane", self.skylane_env(self.fake_port))
+        except RuntimeError as exc:
+            t.skip = str(exc)[:300]
+            return t
+        t.port = t.proc.port  # type: ignore[attr-defined]
+
+        def endpoint(case: Case) -> Endpoint:
+            model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
+            return Endpoint("/v1/chat/completions", chat_body(model, case.stream))
+
+        t.endpoint = endpoint
+        return t
+
+    def target_skylane_fast(self) -> Target:
+        """An experiment: the same code and package versions on uvicorn with httptools + uvloop."""
+        t = Target("skylane_fast", "Skylane on uvicorn + httptools + uvloop (experiment)", version=_git_version())
+        venv = PEERS / "fastserver-venv"
+        failed = PEERS / "fastserver.failed"
+        if failed.exists() or not (venv / ".bench-installed").exists():
+            t.skip = "not installed" + (f": {failed.read_text().strip()[-200:]}" if failed.exists() else "")
+            return t
+        sky = self.results["targets"].get("skylane", {})
+        t.case_skip.update(sky.get("case_skip", {}))
+        try:
+            t.proc = self.start_skylane("skylane_fast", self.skylane_env(self.fake_port),
+                                        python=str(venv / "bin" / "python"),
+                                        extra=("--http", "httptools", "--loop", "uvloop"))
         except RuntimeError as exc:
             t.skip = str(exc)[:300]
             return t
@@ -340,7 +367,10 @@ class Bench:
         out: dict[str, Any] = {}
         if self.warmup:
             wrk(url, body_file, ep.headers, 16, self.warmup)
+        mark = _log_mark(t)
         out["c1"] = wrk(url, body_file, ep.headers, 1, self.duration)
+        if mark is not None:
+            out["server_c1"] = _server_timings(t, mark)
         proc = t.proc
         cpu0 = proc.cpu_seconds() if proc else 0.0
         out["c16"] = wrk(url, body_file, ep.headers, 16, self.duration)
@@ -351,8 +381,11 @@ class Bench:
         if case.stream:
             req = Request(ep.path, ep.body_bytes(), tuple(ep.headers.items()))
             # 5 ms apart, so that the previous request's tail (logging, settling) is not counted
+            mark = _log_mark(t)
             res = asyncio.run(run_load(HOST, t.port, [req], concurrency=1, duration=self.ttfb_seconds, pause=0.005))
             out["ttfb"] = summarize(res)
+            if mark is not None:
+                out["server_ttfb"] = _server_timings(t, mark)
         return out
 
     def run_target(self, make: Callable[[], Target]) -> Target | None:
@@ -609,7 +642,7 @@ class Bench:
                 if "profile" not in self.skip_parts:
                     self.profile_skylane(sky)
                 self.stop(sky.proc)
-            for make in (self.target_portkey, self.target_litellm):
+            for make in (self.target_skylane_fast, self.target_portkey, self.target_litellm):
                 t = self.run_target(make)
                 if t is not None:
                     self.stop(t.proc)
@@ -679,6 +712,42 @@ def _place_dynamo_calls(spans: list[tuple[float, float]], upstream: list[float],
         "max_writes_before_upstream": max(writes_before, default=0),
         "requests_with_read_before_upstream": sum(1 for r in reads_before if r),
     }
+
+
+def _log_mark(t: Target) -> int | None:
+    """Where Skylane's log (one JSON line per request) stands now; None for other targets."""
+    if not t.name.startswith("skylane") or t.proc is None:
+        return None
+    time.sleep(0.2)  # let the previous run's lines land
+    return t.proc.log_path.stat().st_size
+
+
+def _server_timings(t: Target, mark: int) -> dict[str, float]:
+    """Median latency_ms / ttft_ms that Skylane logged for the requests since `mark`: time inside
+    the gateway's handler, as opposed to what the client saw."""
+    assert t.proc is not None
+    time.sleep(0.2)
+    with open(t.proc.log_path, "rb") as f:
+        f.seek(mark)
+        lines = f.read().decode(errors="replace").splitlines()
+    fields: dict[str, list[float]] = {"latency_ms": [], "ttft_ms": []}
+    for line in lines:
+        if not line.startswith("{") or '"latency_ms"' not in line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if obj.get("message") != "request":
+            continue
+        for k in fields:
+            if isinstance(obj.get(k), int | float):
+                fields[k].append(float(obj[k]))
+    out = {"requests": float(len(fields["latency_ms"]))}
+    for k, v in fields.items():
+        if v:
+            out[k + "_p50"] = statistics.median(v)
+    return out
 
 
 def _probe_update_ms(client: Any, settings: Any, n: int = 40) -> float:
@@ -751,7 +820,7 @@ def _meta() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of the harness)")
-    ap.add_argument("--only", help="comma-separated targets: upstream,skylane,portkey,litellm")
+    ap.add_argument("--only", help="comma-separated targets: upstream,skylane,skylane_fast,portkey,litellm")
     ap.add_argument("--skip", help="comma-separated parts: profile,memory,auth,translate,cold,layer")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
