@@ -37,9 +37,15 @@ def fake() -> Iterator[FaultyUpstream]:
         yield f
 
 
+_sdk_clients: list[openai.OpenAI] = []
+
+
 @pytest.fixture(autouse=True)
-def _clean(fake: FaultyUpstream) -> None:
+def _clean(fake: FaultyUpstream) -> Iterator[None]:
     fake.reset()
+    yield
+    while _sdk_clients:  # close their connection pools now, not whenever they are collected
+        _sdk_clients.pop().close()
 
 
 class LogLines(logging.Handler):
@@ -107,7 +113,9 @@ def make_gateway(gateway_factory: Callable[..., str], fake: FaultyUpstream, tmp_
 
 
 def sdk(gw: str, timeout: float = 20) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0, timeout=timeout)
+    client = openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0, timeout=timeout)
+    _sdk_clients.append(client)
+    return client
 
 
 def post(gw: str, body: dict[str, Any], timeout: float = 20, **headers: str) -> httpx.Response:
