@@ -351,3 +351,23 @@ def test_a_failed_request_returns_its_reserved_tokens(auth_gateway, make_key, dy
     windows = wait_for(lambda: [w for w in dynamo_tables.limits_items(k.key_id, "rate#") if n(w, "tokens") == 0])
     assert windows and n(windows[0], "requests") == 1
     assert ledger(dynamo_tables, k.key_id) == []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_settle_inline_bills_before_the_answer_ends(auth_gateway, make_key, dynamo_tables, stream):
+    """SKYLANE_SETTLE_INLINE (on by default on Lambda, where the instance may freeze as soon as the
+    body is sent): credits, the ledger and the TPM reconcile are written before the response ends."""
+    gw = auth_gateway(SKYLANE_SETTLE_INLINE="true")
+    k = make_key(credits_micros=1_000_000)
+    body = {"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "bill me now"}], "stream": stream,
+            "stream_options": {"include_usage": True} if stream else None}
+    with httpx.stream("POST", gw + "/v1/chat/completions", headers=k.headers, json=body) as r:
+        assert r.status_code == 200
+        raw = r.read()
+    usage = (json.loads(raw) if not stream else
+             [json.loads(ln[6:]) for ln in raw.decode().splitlines() if ln.startswith("data: {")][-1])["usage"]
+    cost = price("openai/gpt-4o", usage)
+    item = dynamo_tables.key_item(k.key_id)  # read at once: no waiting
+    assert n(item, "spent_micros") == cost and n(item, "credits_micros") == 1_000_000 - cost
+    ledger = dynamo_tables.limits_items(k.key_id, "usage#")
+    assert len(ledger) == 1 and n(ledger[0], "prompt_tokens") == usage["prompt_tokens"]

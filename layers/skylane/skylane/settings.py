@@ -65,6 +65,7 @@ class Settings:
     image_fetch_max_bytes: int
     image_fetch_timeout: float
     image_fetch_allow_http: bool
+    settle_inline: bool
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +103,8 @@ class Settings:
             image_fetch_max_bytes=_int(e, "SKYLANE_IMAGE_MAX_BYTES", 20 * 1024 * 1024),
             image_fetch_timeout=_float(e, "SKYLANE_IMAGE_FETCH_TIMEOUT", 10.0),
             image_fetch_allow_http=_bool(e.get("SKYLANE_IMAGE_ALLOW_HTTP"), False),
+            # on Lambda the instance may freeze once the response is sent: settle before it
+            settle_inline=_bool(e.get("SKYLANE_SETTLE_INLINE"), bool(e.get("AWS_LAMBDA_FUNCTION_NAME"))),
         )
 
     def get(self, name: str, default: str | None = None) -> str | None:

@@ -287,9 +287,15 @@ async def _complete(call: Call, req: ChatRequest, targets: list[Target], deadlin
     resp.setdefault("id", completion_id())
     call.usage = resp.get("usage")
     call.cost_micros = call.price(target, call.usage)
+    inline = call.state.settings.settle_inline
+    if inline:
+        # Lambda may freeze the instance as soon as the body is sent: bill before answering
+        await call.settle()
     headers = call.headers()
     headers["x-skylane-cost-usd"] = _usd(call.cost_micros)
     headers["x-skylane-overhead-ms"] = call.overhead_ms()
+    if inline:
+        return JSONBytes(resp, headers=headers)
     return JSONBytes(resp, headers=headers, background=BackgroundTask(call.settle))
 
 
