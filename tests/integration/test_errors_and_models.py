@@ -103,3 +103,20 @@ def test_health_and_unknown_path(gateway):
     assert httpx.get(gateway + "/health").json() == {"status": "ok"}
     r = httpx.get(gateway + "/v2/whatever")
     assert r.status_code == 404 and r.json()["error"]["type"] == "not_found_error"
+
+
+def test_completions_function_alone_is_a_complete_base_url(fake_openai):
+    """With CloudFront off, clients use the completions function URL for everything."""
+    from skylane.http.apps import create_completions_app, create_models_app
+    from tests.conftest import UPSTREAM_KEY, make_settings
+    from tests.fakes.server import serve
+
+    settings = make_settings(OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=fake_openai[1])
+    with serve(create_completions_app(settings)) as base:
+        c = openai.OpenAI(base_url=base + "/v1", api_key="x", max_retries=0)
+        assert "openai/gpt-4o" in [m.id for m in c.models.list()]
+        assert httpx.get(base + "/v1/chat/models").status_code == 200
+        assert c.chat.completions.create(model="openai/gpt-4o", messages=USER).choices[0].message.content
+    with serve(create_models_app(settings)) as base:  # the models function stays models-only
+        r = httpx.post(base + "/v1/chat/completions", json={"model": "openai/gpt-4o", "messages": USER})
+        assert r.status_code in (404, 405) and "error" in r.json()

@@ -1,5 +1,11 @@
-"""The app factories: completions (streams, behind LWA), models (buffered, Mangum), and both
-together for `skylane serve`."""
+"""The app factories.
+
+- completions: what the streaming function serves behind the Lambda Web Adapter. It also answers
+  the (cheap, catalog-only) models routes, so its function URL alone is a complete base URL when
+  the CloudFront distribution is turned off.
+- models: the buffered Mangum function behind CloudFront's `/v1/models*` routes.
+- create_app: everything, for `skylane serve` / `make run`.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +48,7 @@ def _base(title: str, state: AppState | None, settings: Settings | None) -> tupl
 def create_completions_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     app, _ = _base("Skylane completions", state, settings)
     add_completion_routes(app)
+    add_model_routes(app)
     return app
 
 
