@@ -154,7 +154,7 @@ def functions(fake_openai: tuple[Any, str]) -> Iterator[dict[str, Function]]:
     made = {
         # as deployed: auth on; listing without a key needs no key lookup
         "models": Function("functions.models.app", _base_env(url, "enabled"), lambda m: m.handler),
-        # `sam local invoke` with SKYLANE_AUTH=disabled in the env-vars file (docs/deploy.md)
+        # `sam local invoke` with SKYLANE_AUTH=disabled in the env-vars file (README, "Deploy to AWS")
         "completions": Function("functions.completions.app", _base_env(url, "disabled"),
                                 lambda m: Mangum(m.app, lifespan="off")),
         # as deployed: auth on (the bad key is refused before any lookup)
