@@ -114,7 +114,8 @@ class DynamoDBLocal:
                 raise DynamoDBLocalError(f"port {self.port} is already in use (another DynamoDB Local?)")
             self._log = tempfile.TemporaryFile()
             self.process = subprocess.Popen(self.command(java, jar), cwd=jar.parent, stdout=self._log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            preexec_fn=_die_with_parent)
             if self._wait(timeout):
                 return self
             output = self._output()
@@ -167,6 +168,17 @@ class DynamoDBLocal:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM DynamoDB Local if its parent dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
 
 
 def _port_busy(port: int) -> bool:
