@@ -28,7 +28,7 @@ sys.path.insert(0, str(BENCH))
 
 from fake_upstream import anthropic_answers, openai_answers  # noqa: E402
 
-__all__ = ["cold_start", "import_profile", "layer_size", "translation_cpu"]
+__all__ = ["client_cpu", "cold_start", "import_profile", "layer_size", "translation_cpu"]
 
 CHUNKS = 200
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "anthropic/claude-3-5-haiku-20241022"}
@@ -181,6 +181,24 @@ def import_profile(python: str, module: str, auth: bool, top: int = 10) -> list[
         pkg = name.strip().split(".", 1)[0]
         by_pkg[pkg] = by_pkg.get(pkg, 0.0) + int(self_us) / 1e6
     return sorted(by_pkg.items(), key=lambda kv: -kv[1])[:top]
+
+
+def client_cpu(python: str, bench_python: str | None) -> dict[str, Any]:
+    """CPU per request of the upstream HTTP client alone (bench/client_cpu.py): the project's httpx
+    and a bare asyncio client with the project's interpreter, aiohttp from the bench venv."""
+    out: dict[str, Any] = {"versions": {}}
+    runs = [(python, "httpx,asyncio")]
+    if bench_python and Path(bench_python).exists():
+        runs.append((bench_python, "aiohttp"))
+    for py, which in runs:
+        res = subprocess.run([py, str(BENCH / "client_cpu.py"), which], capture_output=True, text=True, timeout=300)
+        if res.returncode != 0:
+            out[which] = {"error": (res.stderr.strip().splitlines() or ["failed"])[-1][:200]}
+            continue
+        data = json.loads(res.stdout.strip().splitlines()[-1])
+        out["versions"].update(data.pop("versions", {}))
+        out.update(data)
+    return out
 
 
 def _dir_size(path: Path) -> int:

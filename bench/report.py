@@ -285,6 +285,19 @@ def _micro(res: dict[str, Any]) -> list[str]:
                 lines.append(f"| {t['protocol']} | {t['chunks_per_stream']} | {_f(t['translate_us_per_chunk'], 1)} | "
                              f"{_f(t['full_us_per_chunk'], 1)} |")
         lines.append("")
+    cc = res.get("client_cpu")
+    if cc:
+        lines += ["## The upstream HTTP client alone (CPU per request, posting to the fake upstream)", "",
+                  "| client | c=1 µs | c=16 µs |", "|---|---:|---:|"]
+        names = {"httpx": "httpx AsyncClient (what upstream.py uses)", "aiohttp": "aiohttp ClientSession",
+                 "asyncio": "bare asyncio streams (bench/loadgen.py: the floor)"}
+        for key, label in names.items():
+            v = cc.get(key)
+            if isinstance(v, dict) and "c1" in v:
+                lines.append(f"| {label} | {_f(v['c1'], 0)} | {_f(v['c16'], 0)} |")
+        errs = [f"{k}: {v['error']}" for k, v in cc.items() if isinstance(v, dict) and "error" in v]
+        vers = ", ".join(f"{k} {v}" for k, v in cc.get("versions", {}).items())
+        lines += ["", f"Versions: {vers}." + (" Not measured: " + "; ".join(errs) if errs else ""), ""]
     cold = res.get("cold")
     if cold:
         lines += ["## Cold start (fresh interpreter per run, median of 5 after one warm-up run)", "",

@@ -630,6 +630,9 @@ class Bench:
             self.results["cold"] = cold
             self.results["cold_profile"] = {mod: micro.import_profile(PY, mod, True)
                                             for mod in ("functions.completions.app", "functions.models.app")}
+        if "client" not in self.skip_parts:
+            self.log("upstream HTTP client CPU per request (httpx vs aiohttp vs bare asyncio)")
+            self.results["client_cpu"] = micro.client_cpu(PY, str(PEERS / "bench-venv" / "bin" / "python"))
         if "layer" not in self.skip_parts:
             self.log("layer size (pip install --target)")
             self.results["layer"] = micro.layer_size(PY)
@@ -837,7 +840,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of the harness)")
     ap.add_argument("--only", help="comma-separated targets: upstream,skylane,skylane_fast,portkey,litellm")
-    ap.add_argument("--skip", help="comma-separated parts: profile,memory,auth,translate,cold,layer")
+    ap.add_argument("--skip", help="comma-separated parts: profile,memory,auth,translate,client,cold,layer")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                     help="on a shared machine: wait up to this long for the 1-minute load average to drop below 0.5")

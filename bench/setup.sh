@@ -58,11 +58,11 @@ install_litellm() {
   return 1
 }
 
-install_tools() {  # the profiler, in the bench's own venv
+install_tools() {  # the profiler, and aiohttp for the upstream-client comparison, in the bench's own venv
   local venv=$PEERS/bench-venv
-  [ -x "$venv/bin/py-spy" ] && return 0
+  [ -f "$venv/.bench-installed" ] && return 0
   [ -x "$venv/bin/python" ] || "$PY313" -m venv "$venv" || return 1
-  "$venv/bin/python" -m pip install -q py-spy
+  "$venv/bin/python" -m pip install -q py-spy aiohttp && touch "$venv/.bench-installed"
 }
 
 install_fastserver() {  # an experiment: Skylane's code on uvicorn with httptools + uvloop (uvicorn[standard])
