@@ -63,7 +63,11 @@ class FakeOpenAI:
             return JSONResponse({"error": {"message": f"fake failure {status}", "type": "server_error"
                                            if status >= 500 else "invalid_request_error", "param": None,
                                            "code": None}}, status, headers=headers)
-        content, tool_calls, finish = self._answer(body, text)
+        try:
+            content, tool_calls, finish = self._answer(body, text)
+        except (ValueError, IndexError):  # like OpenAI: a data URL that is not base64 is the caller's error
+            return JSONResponse({"error": {"message": "Invalid base64 image_url.", "type": "invalid_request_error",
+                                           "param": None, "code": "invalid_image_url"}}, 400)
         prompt_tokens = sum(len(json.dumps(m)) for m in body["messages"]) // 4
         completion_tokens = 7
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

@@ -62,6 +62,15 @@ CASES = [
         {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]}]}, 400, "function", None),
     ("model is a list", {"model": ["a"], "messages": U}, 400, "model", "model"),
     ("metadata not strings", {"model": M, "messages": U, "metadata": {"a": {"b": 1}}}, 400, "metadata", None),
+    # no type coercion (found by the fuzzer): what the OpenAPI document says is what is accepted
+    ("max_tokens as a string", {"model": M, "messages": U, "max_tokens": "5"}, 400, "max_tokens", "max_tokens"),
+    ("n fractional", {"model": M, "messages": U, "n": 1.5}, 400, "'n'", "n"),
+    ("stream as 0", {"model": M, "messages": U, "stream": 0}, 400, "stream", "stream"),
+    ("temperature as true", {"model": M, "messages": U, "temperature": True}, 400, "temperature", "temperature"),
+    ("image data url not base64", {"model": M, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png,rawbytes"}}]}]}, 400, "url", None),
+    ("image data url bad base64", {"model": M, "messages": [{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,@@@"}}]}]}, 400, "url", None),
 ]
 
 
@@ -137,3 +146,9 @@ def test_wrong_method_and_content_type(gateway):
     r = httpx.post(gateway + "/v1/chat/completions", content=json.dumps({"model": M, "messages": U}),
                    headers={"content-type": "text/plain"})
     assert r.status_code == 200  # OpenAI clients always send JSON; the body decides
+
+
+def test_integral_floats_are_integers(gateway, fake_openai):
+    """JSON (and JSON Schema) has one number type: 5.0 is the integer 5."""
+    r = post(gateway, {"model": M, "messages": U, "max_tokens": 5.0, "n": 1.0})
+    assert r.status_code == 200, r.text

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
 from .errors import InvalidRequest
 
@@ -47,8 +47,23 @@ MAX_TOKENS_CAP = 10_000_000
 MAX_JSON_DEPTH = 64
 
 
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 18.0 is the integer 18 (as JSON Schema says); 18.5 is not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# integer fields that also take integral floats (constraints before the validator: they stay in the JSON schema)
+_Integral = BeforeValidator(_integral)
+Int = Annotated[int, _Integral]
+TokenCount = Annotated[int, Field(ge=1, le=MAX_TOKENS_CAP), _Integral]
+ChoiceCount = Annotated[int, Field(ge=1, le=128), _Integral]
+TopLogprobs = Annotated[int, Field(ge=0, le=20), _Integral]
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=False)
+    model_config = ConfigDict(extra="allow", frozen=False, strict=True)  # no coercion: "1" is not 1, 0 not false
 
 
 # ---- content parts -------------------------------------------------------------------------
@@ -59,8 +74,12 @@ class TextPart(_Model):
     text: str
 
 
+# a data URL is `data:<type>;base64,<standard base64>` (what every adapter can decode)
+_DATA_URL = r"data:[^,]*;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+
+
 class ImageURL(_Model):
-    url: Annotated[str, Field(min_length=1, pattern=r"^(https?://|data:)")]
+    url: Annotated[str, Field(min_length=1, pattern=rf"^(https?://|{_DATA_URL})")]
     detail: Literal["auto", "low", "high"] | None = None
 
 
@@ -91,7 +110,7 @@ class FilePart(_Model):
 
 
 class VideoURL(_Model):
-    url: Annotated[str, Field(min_length=1, pattern=r"^(https?://|gs://|data:)")]
+    url: Annotated[str, Field(min_length=1, pattern=rf"^(https?://|gs://|{_DATA_URL})")]
 
 
 class VideoPart(_Model):
@@ -234,15 +253,15 @@ class ChatRequest(_Model):
     stream_options: StreamOptions | None = None
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     top_p: Annotated[float | None, Field(ge=0, le=1)] = None
-    max_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS_CAP)] = None
-    max_completion_tokens: Annotated[int | None, Field(ge=1, le=MAX_TOKENS_CAP)] = None
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     stop: str | Annotated[list[str], Field(max_length=16)] | None = None
-    n: Annotated[int | None, Field(ge=1, le=128)] = None
-    seed: int | None = None
+    n: ChoiceCount | None = None
+    seed: Int | None = None
     presence_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     frequency_penalty: Annotated[float | None, Field(ge=-2, le=2)] = None
     logprobs: bool | None = None
-    top_logprobs: Annotated[int | None, Field(ge=0, le=20)] = None
+    top_logprobs: TopLogprobs | None = None
     logit_bias: dict[str, float] | None = None
     user: str | None = None
     metadata: dict[str, str] | None = None

@@ -78,7 +78,7 @@ def install_common(app: FastAPI, state: AppState) -> None:
                                  code="method_not_allowed", status=405)
         else:
             err = SkylaneError(str(exc.detail), status=exc.status_code)
-        return error_response(err, request_id(request))
+        return error_response(err, request_id(request), dict(exc.headers or {}))  # e.g. a 405's Allow
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from ..schema import ChatRequest
+from ..settings import Settings
 
 __all__ = ["install_openapi"]
 
@@ -121,6 +122,25 @@ _MODELS: list[type[BaseModel]] = [ChatRequest, ErrorResponse, ChatCompletion, Ch
                                   ChatModelList]
 
 
+# One server-sent event of a stream (before OpenAPI 3.2, a text/event-stream `schema` describes one
+# event): `data` is a chunk, an error envelope (the stream then ends), or the final `[DONE]`.
+_SSE_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": ["data"],
+    "properties": {
+        "data": {
+            "type": "string",
+            "if": {"const": "[DONE]"},
+            "else": {
+                "contentMediaType": "application/json",
+                "contentSchema": {"anyOf": [{"$ref": "#/components/schemas/ChatCompletionChunk"},
+                                            {"$ref": "#/components/schemas/ErrorResponse"}]},
+            },
+        },
+    },
+}
+
+
 def _json(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
 
@@ -129,8 +149,45 @@ _ERRORS = {str(code): {"description": desc, "content": _json("ErrorResponse")} f
     (400, "Invalid request"), (401, "Missing or invalid API key"), (402, "Insufficient credits"),
     (403, "Model not allowed for this key"), (404, "Model not found"), (413, "Request body too large"),
     (429, "Rate limited"), (502, "Upstream provider error"), (503, "Provider unavailable"),
-    (504, "Upstream timeout"),
+    (500, "Gateway error"), (504, "Upstream timeout"),
 ]}
+
+
+_MODEL_ID: dict[str, Any] = {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"},
+                             "description": "A model id (`provider/model`, so it contains a slash) or an alias"}
+
+# API keys (only documented when the gateway checks them): either header
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "A Skylane key: sk-skylane-<key id>-<secret>"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key", "description": "A Skylane key"},
+}
+_KEY_REQUIRED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
+
+
+def _settings(app: FastAPI) -> Settings | None:
+    state = getattr(app.state, "skylane", None)
+    return state.settings if state is not None else None
+
+
+def _example_model(app: FastAPI) -> str:
+    """A model this gateway serves, for the documented examples."""
+    state = getattr(app.state, "skylane", None)
+    configured = state.catalog.configured_models() if state is not None else []
+    return configured[0].id if configured else "openai/gpt-4o-mini"
+
+
+def _request_rules(schema: dict[str, Any], default_model: str | None) -> None:
+    """What `schema.parse_request` checks besides the pydantic model: a non-empty model (unless the
+    gateway has a default model) and at least one message."""
+    props = schema["properties"]
+    if default_model:
+        props["model"] = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "title": "Model",
+                          "description": f"Optional: the gateway's default model is {default_model}."}
+    else:
+        props["model"] = {"type": "string", "minLength": 1, "title": "Model",
+                          "description": "provider/model, an alias, or a bare model name"}
+        schema["required"] = ["model", *[r for r in schema.get("required", []) if r != "model"]]
+    props["messages"]["minItems"] = 1
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -145,23 +202,40 @@ def install_openapi(app: FastAPI) -> None:
             for name, sub in js.pop("$defs", {}).items():
                 schemas.setdefault(name, sub)
             schemas[model.__name__] = js
+        settings = _settings(app)
+        _request_rules(schemas["ChatRequest"], settings.default_model if settings else None)
+        auth = bool(settings and settings.auth_enabled)
+        if auth:
+            doc["components"]["securitySchemes"] = _SECURITY_SCHEMES
+        example_model = _example_model(app)
         for path, item in doc.get("paths", {}).items():
             for op in item.values():
                 responses = op.setdefault("responses", {})
                 if path.endswith("/chat/completions"):
+                    op["requestBody"]["content"]["application/json"]["example"] = {
+                        "model": example_model, "messages": [{"role": "user", "content": "Hello"}]}
                     responses["200"] = {
                         "description": "A chat completion, or with `stream: true` a stream of chunks",
-                        "content": {**_json("ChatCompletion"), "text/event-stream": {
-                            "schema": {"$ref": "#/components/schemas/ChatCompletionChunk"}}},
+                        "content": {**_json("ChatCompletion"), "text/event-stream": {"schema": _SSE_EVENT}},
                     }
                     responses.update(_ERRORS)
-                elif path == "/v1/models":
-                    responses["200"] = {"description": "The models", "content": _json("ModelList")}
-                elif path == "/v1/chat/models":
-                    responses["200"] = {"description": "Chat models", "content": _json("ChatModelList")}
-                elif path.startswith("/v1/models/"):
-                    responses["200"] = {"description": "One model", "content": _json("Model")}
-                    responses["404"] = _ERRORS["404"]
+                    if auth:
+                        op["security"] = _KEY_REQUIRED
+                elif path in ("/v1/models", "/v1/chat/models") or path.startswith("/v1/models/"):
+                    if path == "/v1/models":
+                        responses["200"] = {"description": "The models", "content": _json("ModelList")}
+                    elif path == "/v1/chat/models":
+                        responses["200"] = {"description": "Chat models", "content": _json("ChatModelList")}
+                    else:
+                        op["parameters"] = [{**_MODEL_ID, "example": example_model}]
+                        responses["200"] = {"description": "One model", "content": _json("Model")}
+                        responses["404"] = _ERRORS["404"]
+                    if auth:
+                        # a key is optional here; when one is sent, only the models it may use are shown
+                        op["security"] = [*_KEY_REQUIRED, {}]
+                        responses["401"] = _ERRORS["401"]
+                elif auth:
+                    op["security"] = []
                 responses.pop("422", None)
         app.openapi_schema = doc
         return doc
