@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import GatewayMisconfigured, InvalidRequest, ModelNotFound
+from .redact import remember_secret
 from .settings import Settings
 
 __all__ = ["Catalog", "ModelInfo", "Provider", "Target", "load_catalog"]
@@ -164,7 +165,9 @@ class Catalog:
     # ---- provider configuration ------------------------------------------------------------
 
     def provider_key(self, provider: Provider) -> str | None:
-        return self.settings.get(provider.key_env) if provider.key_env else None
+        key = self.settings.get(provider.key_env) if provider.key_env else None
+        remember_secret(key)  # from now on redacted from every error message and content log
+        return key
 
     def base_url(self, provider: Provider) -> str:
         url = (self.settings.get(provider.base_url_env) if provider.base_url_env else None) or provider.base_url

@@ -17,12 +17,15 @@
     └── GatewayMisconfigured          (500 api_error)
 
 Adapters raise these; the HTTP layer renders them with `envelope()`. Messages never carry
-provider keys, internal hostnames or stack traces.
+provider keys, internal hostnames or stack traces: every message passes `redact.redact()` here,
+so upstream text quoted in a message loses any key or credential it contains.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .redact import redact
 
 __all__ = [
     "AuthenticationFailed",
@@ -61,6 +64,7 @@ class SkylaneError(Exception):
         headers: dict[str, str] | None = None,
         retryable: bool | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.param = param

@@ -23,6 +23,7 @@ from ..gate import Principal, Reservation
 from ..observe import log_request
 from ..providers import get_adapter
 from ..providers.base import CallContext
+from ..redact import completion_text, content_fields
 from ..router import BUDGET_EXHAUSTED, Router, budget_exhausted
 from ..schema import ChatRequest, chunk, completion_id, parse_request
 from ..streaming import DONE, encode_event
@@ -71,6 +72,8 @@ class Call:
         self.usage: dict[str, Any] | None = None
         self.cost_micros = 0
         self.settled = False
+        # the completion's text, collected only when SKYLANE_LOG_CONTENT is on (for the log line)
+        self.answer: list[str] | None = [] if state.settings.log_content else None
 
     def overhead_ms(self) -> str:
         return _ms(time.perf_counter() - self.t0 - self.timing.upstream)
@@ -144,6 +147,8 @@ class Call:
             fields["ttft_ms"] = round((self.timing.first_token_at - self.t0) * 1000, 2)
         if self.router.attempts:
             fields["attempts"] = self.router.attempts_header()
+        if self.answer is not None and self.req is not None:  # SKYLANE_LOG_CONTENT: redacted prompt and answer
+            fields.update(content_fields(self.req.raw.get("messages"), "".join(self.answer)))
         log_request(fields)
 
 
@@ -287,6 +292,8 @@ async def _complete(call: Call, req: ChatRequest, targets: list[Target], deadlin
     resp.setdefault("id", completion_id())
     call.usage = resp.get("usage")
     call.cost_micros = call.price(target, call.usage)
+    if call.answer is not None:
+        call.answer.append(completion_text(resp.get("choices") or ()))
     inline = call.state.settings.settle_inline
     if inline:
         # Lambda may freeze the instance as soon as the body is sent: bill before answering
@@ -350,6 +357,8 @@ async def _events(call: Call, req: ChatRequest, handle: StreamHandle, deadline: 
                     content = delta.get("content")
                     if content:
                         out_chars += len(content)
+            if call.answer is not None:
+                call.answer.append(completion_text(c["choices"]))
             yield encode_event(c)
             if time.monotonic() > deadline:
                 raise budget_exhausted("stream")
