@@ -30,20 +30,22 @@ MAX_STRING = 8_192  # per string in a content log line
 MAX_CONTENT = 65_536  # all the strings of one content log line together
 
 _CHARS = r"[A-Za-z0-9._~+/=-]"  # what a credential is made of
+_KEPT_ID = r"(?!sk-skylane-[a-z0-9]{1,64}-\[REDACTED\])"  # a Skylane key already redacted, its id kept
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # a Skylane key: the key id is public, the secret is not
     (re.compile(r"\b(sk-skylane-[a-z0-9]{1,64}-)[A-Za-z0-9]+"), r"\1" + REDACTED),
     # header-style credentials quoted in text: "Authorization: Bearer x", "x-api-key=x", "?key=x"
     (re.compile(r"(?i)\b(proxy-authorization|authorization)([\"']?\s*[:=]\s*[\"']?)"
-                r"(?:(?:bearer|basic|token|digest)\s+|(?!(?:bearer|basic|token|digest)\b))" + _CHARS + r"{4,}"),
+                r"(?:(?:bearer|basic|token|digest)\s+|(?!(?:bearer|basic|token|digest)\b))" + _KEPT_ID + _CHARS
+                + r"{4,}"),
      r"\1\2" + REDACTED),
     (re.compile(r"(?i)\b(x-api-key|x-goog-api-key|api[-_]?key|access[-_]?token|auth[-_]?token|secret[-_]?key|"
-                r"client[-_]?secret|password|key)([\"']?\s*[:=]\s*[\"']?)" + _CHARS + r"{8,}"),
+                r"client[-_]?secret|password|key)([\"']?\s*[:=]\s*[\"']?)" + _KEPT_ID + _CHARS + r"{8,}"),
      r"\1\2" + REDACTED),
-    (re.compile(r"(?i)\bbearer\s+" + _CHARS + r"{8,}"), "Bearer " + REDACTED),
+    (re.compile(r"(?i)\bbearer\s+" + _KEPT_ID + _CHARS + r"{8,}"), "Bearer " + REDACTED),
     # well-known key shapes: OpenAI-style sk-... (OpenAI, Anthropic sk-ant-, DeepSeek, ...), Google
     # AIza..., AWS access key ids, Groq gsk_..., xAI xai-..., GitHub, Hugging Face, Slack
-    (re.compile(r"\bsk-(?!skylane-[a-z0-9]{1,64}-\[REDACTED\])[A-Za-z0-9_-]{8,}"), REDACTED),
+    (re.compile(r"\b" + _KEPT_ID + r"sk-[A-Za-z0-9_-]{8,}"), REDACTED),
     (re.compile(r"\bAIza[0-9A-Za-z_-]{30,}"), REDACTED),
     (re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"), REDACTED),
     (re.compile(r"\b(?:gsk|ghp|gho|ghs|hf)_[A-Za-z0-9]{16,}"), REDACTED),
