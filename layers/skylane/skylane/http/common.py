@@ -88,9 +88,27 @@ def install_common(app: FastAPI, state: AppState) -> None:
 
     if state.settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            _CORS,
             allow_origins=list(state.settings.cors_origins),
             allow_methods=["GET", "POST", "OPTIONS"],
-            allow_headers=["authorization", "x-api-key", "content-type", "x-request-id"],
-            expose_headers=["x-request-id", "x-skylane-overhead-ms", "x-skylane-cost-usd", "retry-after"],
+            # any request header: browser SDKs add their own (the OpenAI SDK's x-stainless-*); keys travel in
+            # headers, never cookies, so credentials stay off (no Access-Control-Allow-Credentials)
+            allow_headers=["*"],
+            expose_headers=["x-request-id", "x-skylane-overhead-ms", "x-skylane-cost-usd", "x-skylane-attempts",
+                            "retry-after", "x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+                            "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
+                            "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"],
         )
+
+
+class _CORS(CORSMiddleware):
+    """Starlette's CORS middleware; a refused preflight is answered in the OpenAI error envelope."""
+
+    def preflight_response(self, request_headers: Any) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode(errors="replace")  # "Disallowed CORS origin, method"
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return JSONBytes(envelope(InvalidRequest(f"{reason}.", code="cors_not_allowed")), status_code=400,
+                         headers=headers)
