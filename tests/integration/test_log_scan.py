@@ -63,7 +63,7 @@ class LeakyUpstream:
     async def chat(self, request: Request) -> Response:
         body = await request.json()
         auth = request.headers.get("authorization", "")
-        self.requests.append({"body": body, "auth": auth})
+        self.requests.append({"body": body, "headers": dict(request.headers)})
         text = body["messages"][-1].get("content") or ""
         leak = f"Invalid request: header 'Authorization: {auth}' (key {auth.removeprefix('Bearer ')}) rejected"
         if text.startswith("leak401"):
@@ -341,6 +341,12 @@ def test_logs_carry_no_key_secret_or_prompt(tables, fake_openai, leaky, tmp_path
         assert p not in out, "prompt or completion text logged without SKYLANE_LOG_CONTENT"
     assert "Leaky says" not in out and "Hello from fake-openai" not in out and "partial answer" not in out
     assert "Traceback" not in out
+    # the callers' keys never travel upstream: providers get the gateway's own provider key
+    upstream = json.dumps([*leaky[0].requests, *fake_openai[0].requests])
+    for name, value in s.secrets.items():
+        if name.startswith(("key ", "secret ", "wrong", "unknown")):
+            assert value not in upstream, f"{name} was sent to a provider"
+    assert f"Bearer {LEAKY_KEY}" in upstream and f"Bearer {UPSTREAM_KEY}" in upstream
     # what clients were told about upstream failures carries no credential either
     for body in s.client_errors:
         assert_no_secrets(body, s, "an error response")
