@@ -132,8 +132,14 @@ t0 = time.perf_counter()
 import importlib
 importlib.import_module(sys.argv[1])
 t = time.perf_counter() - t0
-print(json.dumps({"import_s": t, "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                  "modules": len(sys.modules)}))
+# peak RSS of this interpreter: VmHWM (ru_maxrss would carry the parent's peak across fork + exec)
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    with open("/proc/self/status") as f:
+        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
+print(json.dumps({"import_s": t, "maxrss_kb": peak_kb, "modules": len(sys.modules)}))
 """
 
 

@@ -11,7 +11,9 @@ __all__ = ["render", "verdicts"]
 
 PEERS = ("portkey", "litellm")
 ORDER = ("upstream", "skylane", "skylane_fast", "portkey", "litellm")
-PROFILE_LABELS = {"auth": "Auth + limits on, non-streaming (DynamoDB Local)"}
+PROFILE_LABELS = {"skylane_fast-openai": "Experiment: httptools + uvloop, OpenAI passthrough, non-streaming",
+                  "auth": "Auth + limits on, non-streaming (DynamoDB Local; samples of the thread holding the GIL, "
+                           "so the DynamoDB worker threads' Python work counts and their waiting does not)"}
 CASE_LABELS = {
     "openai": "OpenAI passthrough, non-streaming",
     "openai_stream": "OpenAI passthrough, streaming 200 chunks",
@@ -238,7 +240,8 @@ def _auth(res: dict[str, Any]) -> list[str]:
         return [*lines, f"Skipped: {auth['skip']}", ""]
     order = auth.get("ordering", {})
     lines += ["Every DynamoDB call goes through a counting proxy; in a sequential run "
-              f"({order.get('requests')} requests, non-streaming and streaming alternating, 20 ms apart) each "
+              f"({order.get('requests')} requests, non-streaming and streaming alternating, 50 ms apart, after a "
+              "warm-up that cached the key) each "
               "call is placed against the upstream call of its request:", "",
               "| when | calls per gateway request |", "|---|---|"]
     for where, label in (("before_upstream", "before the upstream call (critical path)"),

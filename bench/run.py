@@ -440,8 +440,10 @@ class Bench:
 
     # ---- Skylane-only parts -------------------------------------------------------------------
 
-    def pyspy(self, pid: int, url: str, body_file: Path, headers: dict[str, str], name: str) -> dict[str, Any] | None:
-        """Profile a process with py-spy while wrk loads it at c=16; a summary of the samples."""
+    def pyspy(self, pid: int, url: str, body_file: Path, headers: dict[str, str], name: str,
+              gil: bool = False) -> dict[str, Any] | None:
+        """Profile a process with py-spy while wrk loads it at c=16; a summary of the samples. `gil`:
+        only the thread holding the GIL (Python CPU), for processes with worker threads."""
         pyspy = PEERS / "bench-venv" / "bin" / "py-spy"
         if not pyspy.exists():
             self.note("py-spy is not installed (bench/.peers/bench-venv): no profiles")
@@ -449,7 +451,8 @@ class Bench:
         raw = RUN_DIR / f"profile-{name}.txt"
         seconds = max(3, round(self.duration))
         spy = subprocess.Popen([str(pyspy), "record", "--pid", str(pid), "--duration", str(seconds),
-                                "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(raw)],
+                                "--rate", "200", "--format", "raw", "--nonblocking", "--output", str(raw),
+                                *(["--gil"] if gil else [])],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(0.3)
         wrk(url, body_file, headers, 16, seconds)
@@ -598,7 +601,7 @@ class Bench:
                 self.log(f"  c{conc}: p50 {r['p50_ms']:.2f} ms, {r['rps']:.0f} req/s, "
                          f"DynamoDB/request {r['dynamo_per_request']}")
             if "profile" not in self.skip_parts:
-                prof = self.pyspy(sky.pid, url, body_file, headers, "auth")
+                prof = self.pyspy(sky.pid, url, body_file, headers, "auth", gil=True)
                 if prof:
                     self.results.setdefault("profiles", {})["auth"] = prof
         except Exception as exc:
@@ -663,6 +666,13 @@ class Bench:
                 self.stop(sky.proc)
             for make in (self.target_skylane_fast, self.target_portkey, self.target_litellm):
                 t = self.run_target(make)
+                if t is not None and not t.skip and t.name == "skylane_fast" and "profile" not in self.skip_parts \
+                        and "openai" not in t.case_skip and t.proc is not None and t.endpoint is not None:
+                    ep = t.endpoint(CASES[0])
+                    prof = self.pyspy(t.proc.pid, f"http://{HOST}:{t.port}{ep.path}",
+                                      RUN_DIR / "body-skylane_fast-openai.json", ep.headers, "skylane_fast-openai")
+                    if prof:
+                        self.results.setdefault("profiles", {})["skylane_fast-openai"] = prof
                 if t is not None:
                     self.stop(t.proc)
             if "memory" not in self.skip_parts and (not self.only or "skylane" in self.only):
