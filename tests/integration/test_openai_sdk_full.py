@@ -304,7 +304,8 @@ def test_authentication_error(authed, make_key, provider, model):
     ok = openai.OpenAI(base_url=authed + "/v1", api_key=good.key, max_retries=0)
     assert ok.chat.completions.create(model=model, messages=user("authed")).choices[0].message.content == \
         greeting(provider, "authed")
-    for bad in ("sk-skylane-nosuchkey0000-" + "x" * 43, "not-a-skylane-key", good.key[:-1] + "Z"):
+    altered = good.key[:-1] + ("Y" if good.key.endswith("Z") else "Z")  # really another secret
+    for bad in ("sk-skylane-nosuchkey0000-" + "x" * 43, "not-a-skylane-key", altered):
         c = openai.OpenAI(base_url=authed + "/v1", api_key=bad, max_retries=0)
         with pytest.raises(openai.AuthenticationError) as info:
             c.chat.completions.create(model=model, messages=user("x"))
