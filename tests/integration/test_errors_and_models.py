@@ -120,3 +120,35 @@ def test_completions_function_alone_is_a_complete_base_url(fake_openai):
     with serve(create_models_app(settings)) as base:  # the models function stays models-only
         r = httpx.post(base + "/v1/chat/completions", json={"model": "openai/gpt-4o", "messages": USER})
         assert r.status_code in (404, 405) and "error" in r.json()
+
+
+def test_a_bug_is_a_clean_500_without_traceback(capfd):
+    from skylane.http.apps import create_app
+    from tests.conftest import make_settings
+    from tests.fakes.server import serve
+
+    app = create_app(make_settings())
+
+    async def broken() -> None:
+        raise RuntimeError("boom with private prompt text")
+
+    app.add_api_route("/broken", broken, methods=["GET"])
+    import logging
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("skylane").addHandler(handler)
+    try:
+        with serve(app) as base:
+            r = httpx.get(base + "/broken", headers={"x-request-id": "bug-1"})
+    finally:
+        logging.getLogger("skylane").removeHandler(handler)
+    assert r.status_code == 500
+    assert r.json()["error"] == {"message": "The gateway hit an internal error.", "type": "api_error",
+                                 "param": None, "code": "internal_error"}
+    assert r.headers["x-request-id"] == "bug-1"
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "private prompt text" not in out + err + r.text
+    fields = [getattr(rec, "fields", {}) for rec in records if rec.getMessage() == "unhandled error"]
+    assert fields and fields[0]["error"] == "RuntimeError" and fields[0]["request_id"] == "bug-1"

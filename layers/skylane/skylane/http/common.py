@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..catalog import Catalog, load_catalog
 from ..errors import InvalidRequest, NotFound, SkylaneError, envelope
@@ -80,11 +81,7 @@ def install_common(app: FastAPI, state: AppState) -> None:
             err = SkylaneError(str(exc.detail), status=exc.status_code)
         return error_response(err, request_id(request), dict(exc.headers or {}))  # e.g. a 405's Allow
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
-        rid = request_id(request)
-        logger.error("unhandled error", extra={"fields": {"request_id": rid, "error": type(exc).__name__}})
-        return error_response(SkylaneError("The gateway hit an internal error.", code="internal_error"), rid)
+    app.add_middleware(_CatchAll)
 
     if state.settings.cors_origins:
         app.add_middleware(
@@ -99,6 +96,41 @@ def install_common(app: FastAPI, state: AppState) -> None:
                             "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
                             "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"],
         )
+
+
+class _CatchAll:
+    """A bug answers 500 in the OpenAI envelope and is logged as one line (request id, exception type).
+
+    It stops the exception here, so neither Starlette nor uvicorn print a traceback whose message
+    could quote request data into the logs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            request = Request(scope)
+            rid = request_id(request)
+            logger.error("unhandled error", extra={"fields": {"request_id": rid, "error": type(exc).__name__,
+                                                              "path": scope.get("path")}})
+            if not started:
+                response = error_response(
+                    SkylaneError("The gateway hit an internal error.", code="internal_error"), rid)
+                await response(scope, receive, send)
 
 
 class _CORS(CORSMiddleware):
