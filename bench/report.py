@@ -104,6 +104,21 @@ def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str]]:
                      verdict(reads <= allowed)))
         rows.append(("Auth on: ≤ 1 conditional write before the upstream call",
                      f"at most {writes} write(s) before the upstream call in any request", verdict(writes <= 1)))
+
+        def tail(o: dict[str, Any]) -> float:
+            return sum((o.get("per_request", {}).get("during_response") or {}).values())
+
+        io = (auth.get("inline") or {}).get("ordering")
+        text = (f"settled after the response (local default): {tail(order):.1f} writes per request (non-streaming "
+                "and streaming alternating) before the response ended — the streams': they settle before their "
+                "last bytes")
+        ok = tail(order) == 0
+        if io:
+            text += (f"; settled inline (`SKYLANE_SETTLE_INLINE`, the Lambda default): {tail(io):.1f} — every "
+                     "non-streaming answer waits for its 3 writes")
+            ok = ok and tail(io) == 0
+        rows.append(("Auth on: usage, credits, TPM reconcile after the response or off the critical path",
+                     text, verdict(ok)))
     else:
         rows.append(("Auth + limits (DynamoDB Local)", auth.get("skip", "not run"), "n/a"))
     limits = {"functions.completions.app": 1.0, "functions.models.app": 0.6}
@@ -254,6 +269,24 @@ def _auth(res: dict[str, Any]) -> list[str]:
     if probe:
         lines += ["", f"DynamoDB Local's own speed here: a conditional UpdateItem takes {_f(probe['direct'])} ms p50 "
                   f"from boto3 ({_f(probe['via_proxy'])} ms through the counting proxy)."]
+    inline = auth.get("inline")
+    if inline:
+        io = inline.get("ordering", {})
+        lines += ["", "With `SKYLANE_SETTLE_INLINE=true` (the default on Lambda, where the instance may be frozen "
+                  "as soon as a response is complete, so a non-streaming answer is settled before it is sent): "
+                  f"{io.get('requests')} requests, same sequence:", "",
+                  "| when | calls per gateway request |", "|---|---|"]
+        for where, label in (("before_upstream", "before the upstream call (critical path)"),
+                             ("during_response", "after the upstream call, before the response ended"),
+                             ("after_response", "after the response (off the critical path)")):
+            ops = io.get("per_request", {}).get(where, {})
+            text = ", ".join(f"{op} {v:.2f}" for op, v in sorted(ops.items())) or "none"
+            lines.append(f"| {label} | {text} |")
+        if "nonstream_p50_ms" in io and "nonstream_p50_ms" in order:
+            lines += ["", f"Sequential requests 50 ms apart, p50 to the last byte: non-streaming "
+                      f"{_f(io['nonstream_p50_ms'])} ms settled inline vs {_f(order['nonstream_p50_ms'])} ms settled "
+                      f"after the response; 200-chunk streams {_f(io['stream_p50_ms'])} ms vs "
+                      f"{_f(order['stream_p50_ms'])} ms (streams settle before their end either way)."]
     lines += ["", "| load | p50 ms | p99 ms | req/s | CPU ms/req | DynamoDB calls per request |",
               "|---|---:|---:|---:|---:|---|"]
     for conc in ("c1", "c16"):

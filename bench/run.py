@@ -581,6 +581,7 @@ class Bench:
             out["ordering"] = _place_dynamo_calls(res.spans, trace["upstream"], trace["dynamo"])
             out["ordering"]["errors"] = sum(k for s, k in res.statuses.items() if s != 200)
             out["ordering"]["seconds"] = t_seq
+            out["ordering"].update(_span_medians(res.spans))
             out["ordering"]["cache_ttl_s"] = settings.auth_cache_ttl
             # 2. load: wrk at concurrency 1 and 16, DynamoDB calls per gateway request
             body_file = RUN_DIR / "body-skylane-auth.json"
@@ -604,6 +605,22 @@ class Bench:
                 prof = self.pyspy(sky.pid, url, body_file, headers, "auth", gil=True)
                 if prof:
                     self.results.setdefault("profiles", {})["auth"] = prof
+            # 3. as on Lambda: SKYLANE_SETTLE_INLINE (on when AWS_LAMBDA_FUNCTION_NAME is set) settles a
+            # non-streaming answer before sending it, since Lambda may freeze the instance right after
+            self.stop(sky)
+            sky = self.start_skylane("skylane-auth-inline", {**env, "SKYLANE_SETTLE_INLINE": "true"})
+            port = sky.port  # type: ignore[attr-defined]
+            asyncio.run(run_load(HOST, port, seq, concurrency=1, count=20, pause=0.05))
+            time.sleep(0.5)
+            httpx.post(fake_url + "/_reset")
+            res = asyncio.run(run_load(HOST, port, seq, concurrency=1, count=n_seq // 2, pause=0.05))
+            time.sleep(0.5)
+            trace = httpx.get(fake_url + "/_trace").json()
+            inline: dict[str, Any] = {"ordering": _place_dynamo_calls(res.spans, trace["upstream"], trace["dynamo"])}
+            inline["ordering"].update(_span_medians(res.spans))
+            out["inline"] = inline
+            a, b = inline["ordering"]["nonstream_p50_ms"], out["ordering"]["nonstream_p50_ms"]
+            self.log(f"  settle inline (as on Lambda): non-streaming p50 {a:.2f} ms vs {b:.2f} ms settled after")
         except Exception as exc:
             out["skip"] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
             self.log("  " + out["skip"])
@@ -741,6 +758,14 @@ def _place_dynamo_calls(spans: list[tuple[float, float]], upstream: list[float],
         "max_writes_before_upstream": max(writes_before, default=0),
         "requests_with_read_before_upstream": sum(1 for r in reads_before if r),
     }
+
+
+def _span_medians(spans: list[tuple[float, float]]) -> dict[str, float]:
+    """Median latency (ms, to the last byte) of the non-streaming (even) and streaming (odd) requests
+    of a sequential run that alternates the two."""
+    ms = [(e - s) * 1000 for s, e in spans]
+    return {"nonstream_p50_ms": statistics.median(ms[0::2]) if ms[0::2] else float("nan"),
+            "stream_p50_ms": statistics.median(ms[1::2]) if ms[1::2] else float("nan")}
 
 
 def _log_mark(t: Target) -> int | None:
