@@ -136,7 +136,7 @@ def wrk_version() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "not installed"
     text = (out.stdout + out.stderr).strip().splitlines()
-    return text[0] if text else "unknown"
+    return text[0].split(" Copyright", 1)[0].strip() if text else "unknown"
 
 
 def wrk(url: str, body_file: Path, headers: Mapping[str, str], concurrency: int, duration: float,
