@@ -3,13 +3,15 @@
     .venv/bin/python bench/run.py [--quick] [--only upstream,skylane,portkey,litellm] [--skip auth,memory,...]
 
 1. A fast fake upstream (bench/fake_upstream.py: OpenAI and Anthropic formats, streams of 200 chunks).
-2. For each target (the upstream directly, Skylane under uvicorn with one worker as the Lambda Web
-   Adapter runs it, Portkey's gateway, the LiteLLM proxy — peers where installed) and each case:
+2. For each target (the upstream directly, Skylane started by functions/completions/run.sh as the
+   Lambda Web Adapter starts it, the same code on httptools + uvloop as an experiment, Portkey's
+   gateway, the LiteLLM proxy — peers where installed) and each case:
    wrk at concurrency 1 and 16 (p50/p90/p99, requests/s; gateway CPU per request), and for
    streams the time to first byte at concurrency 1 (bench/loadgen.py).
 3. Skylane only: a py-spy profile under load, RSS over 20,000 requests, auth + limits against
    DynamoDB Local with every DynamoDB call counted and placed before/after the upstream call,
-   CPU per streamed chunk, cold import time and peak RSS, the unzipped layer size.
+   (also with SKYLANE_SETTLE_INLINE, the Lambda default), CPU per streamed chunk, the upstream
+   HTTP client's CPU per request, cold import time and peak RSS, the unzipped layer size.
 4. The table goes to stdout and bench/results/latest.md (+ latest.json).
 
 Settings: BENCH_DURATION (s per wrk run, default 5), BENCH_WARMUP (1), BENCH_TTFB_SECONDS (2),
