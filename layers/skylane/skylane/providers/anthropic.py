@@ -56,6 +56,7 @@ from .base import (
     CallContext,
     StreamTranslator,
     UpstreamRequest,
+    append_turn,
     classify_status,
     content_text,
     error_message,
@@ -240,12 +241,7 @@ def build_messages(req: ChatRequest, target: Target) -> tuple[list[dict[str, Any
         else:
             raise UnsupportedParameter("Legacy 'function' messages are not supported; use tool messages.",
                                        param=f"messages[{i}].role")
-        if not blocks:
-            continue
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        append_turn(out, role, blocks, "content")
     for m in out:
         if m["role"] == "user":  # tool results must open a user turn
             m["content"].sort(key=lambda b: b["type"] != "tool_result")

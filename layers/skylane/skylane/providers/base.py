@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Adapter",
+    "append_turn",
     "CallContext",
     "Media",
     "StreamTranslator",
@@ -135,6 +136,17 @@ class Adapter:
 
 
 # ---- shared helpers --------------------------------------------------------------------------
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]], field: str) -> None:
+    """Append a turn, merging it into the previous one when the role repeats (providers that want
+    alternating roles: Anthropic `content`, Bedrock `content`, Gemini `parts`). Empty turns are dropped."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][field].extend(items)
+    else:
+        turns.append({"role": role, field: items})
 
 
 def new_tool_call_id() -> str:

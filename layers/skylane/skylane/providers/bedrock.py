@@ -94,6 +94,7 @@ from .base import (
     Media,
     StreamTranslator,
     UpstreamRequest,
+    append_turn,
     content_text,
     error_message,
     parse_data_url,
@@ -312,12 +313,7 @@ async def _messages(
     out: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if not blocks:
-            return
-        if out and out[-1]["role"] == role:
-            out[-1]["content"].extend(blocks)
-        else:
-            out.append({"role": role, "content": blocks})
+        append_turn(out, role, blocks, "content")
 
     for i, msg in enumerate(req.messages):
         if isinstance(msg, SystemMessage | DeveloperMessage):

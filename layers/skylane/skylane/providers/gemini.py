@@ -64,6 +64,7 @@ from .base import (
     Media,
     StreamTranslator,
     UpstreamRequest,
+    append_turn,
     classify_status,
     content_text,
     new_tool_call_id,
@@ -220,12 +221,7 @@ async def _contents(req: ChatRequest, target: Target, ctx: CallContext) -> tuple
     signed = target.upstream_model.startswith("gemini-3")
 
     def add(role: str, parts: list[dict[str, Any]]) -> None:
-        if not parts:
-            return
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+        append_turn(contents, role, parts, "parts")
 
     for i, msg in enumerate(req.messages):
         role = msg.role
