@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -54,6 +56,36 @@ def gateway_factory() -> Iterator[Callable[..., str]]:
 def gateway(gateway_factory: Callable[..., str], fake_openai: tuple[FakeOpenAI, str]) -> str:
     """A gateway (auth off) with the openai provider pointed at the fake."""
     return gateway_factory(OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=fake_openai[1])
+
+
+class LogLines(logging.Handler):
+    """The gateway's per-request log lines (observe.log_request), as dicts."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict) and record.getMessage() == "request":
+            self.lines.append(dict(fields))
+
+    def wait(self, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
+        end = time.monotonic() + timeout
+        while len(self.lines) < n and time.monotonic() < end:
+            time.sleep(0.01)
+        return self.lines
+
+
+@pytest.fixture
+def logs() -> Iterator[LogLines]:
+    handler = LogLines()
+    logger = logging.getLogger("skylane")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
 
 
 def last_request(fake: Any) -> dict[str, Any]:

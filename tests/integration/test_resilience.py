@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import httpx
 import openai
 import pytest
 
+from tests.conftest import LogLines
 from tests.fakes.faulty_upstream import FaultyUpstream, running
 from tests.spec import validate
 
@@ -46,36 +46,6 @@ def _clean(fake: FaultyUpstream) -> Iterator[None]:
     yield
     while _sdk_clients:  # close their connection pools now, not whenever they are collected
         _sdk_clients.pop().close()
-
-
-class LogLines(logging.Handler):
-    """The gateway's per-request log lines (observe.log_request), as dicts."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict) and record.getMessage() == "request":
-            self.lines.append(dict(fields))
-
-    def wait(self, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
-        end = time.monotonic() + timeout
-        while len(self.lines) < n and time.monotonic() < end:
-            time.sleep(0.01)
-        return self.lines
-
-
-@pytest.fixture
-def logs() -> Iterator[LogLines]:
-    handler = LogLines()
-    logger = logging.getLogger("skylane")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 PROVIDERS = {

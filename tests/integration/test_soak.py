@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import random
 import time
 from collections import Counter
@@ -51,28 +50,6 @@ MODELS = [
      "pricing": {"input": 1.0, "output": 2.0}},
     {"id": "backup/secondary", "upstream_id": "chaos", "pricing": {"input": 1.0, "output": 2.0}},
 ]
-
-
-class LogLines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, dict) and record.getMessage() == "request":
-            self.lines.append(dict(fields))
-
-
-@pytest.fixture
-def logs() -> Iterator[LogLines]:
-    handler = LogLines()
-    logger = logging.getLogger("skylane")
-    logger.addHandler(handler)
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture
