@@ -58,11 +58,11 @@ def translation_cpu(protocol: str, streams: int = 300) -> dict[str, Any]:
     SSE decode → adapter translator → stamp id/object/created/model → encode. Also the translator
     alone. process_time over `streams` streams of CHUNKS content chunks each."""
     env = {"SKYLANE_AUTH": "disabled", "OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "x"}
-    from skylane.catalog import load_catalog
+    from skylane.core.catalog import load_catalog
+    from skylane.core.request import parse_request
+    from skylane.core.settings import Settings
     from skylane.providers import get_adapter
-    from skylane.schema import parse_request
-    from skylane.settings import Settings
-    from skylane.streaming import decode_sse, encode_event
+    from skylane.transport.sse import decode_sse, encode_event
 
     settings = Settings.from_env(env)
     catalog = load_catalog(settings)

@@ -531,9 +531,9 @@ class Bench:
         self.results["auth"] = out
         sys.path.insert(0, str(ROOT))
         try:
-            from skylane.admin_cli import create_key
-            from skylane.settings import Settings
-            from skylane.store import create_tables, dynamodb_client
+            from skylane.accounts.store import create_tables, dynamodb_client
+            from skylane.cli.keys import create_key
+            from skylane.core.settings import Settings
             from tests.dynamodb_local import DynamoDBLocal
         except Exception as exc:
             out["skip"] = f"auth/limits or tests/dynamodb_local.py not available yet ({type(exc).__name__}: {exc})"

@@ -32,9 +32,9 @@ def _has_aws_credentials() -> bool:
 
 
 def _bootstrap() -> None:
-    from skylane.admin_cli import create_key, list_keys
-    from skylane.settings import Settings
-    from skylane.store import create_tables, dynamodb_client
+    from skylane.accounts.store import create_tables, dynamodb_client
+    from skylane.cli.keys import create_key, list_keys
+    from skylane.core.settings import Settings
 
     settings = Settings.from_env()
     client = dynamodb_client(settings)

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from skylane.core.settings import Settings  # noqa: E402
 from skylane.http.apps import create_app  # noqa: E402
-from skylane.settings import Settings  # noqa: E402
 from tests.fakes.openai_upstream import FakeOpenAI  # noqa: E402
 from tests.fakes.server import serve  # noqa: E402
 

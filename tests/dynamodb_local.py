@@ -33,7 +33,7 @@ LOCAL_ENV = {  # DynamoDB Local accepts any credentials; -sharedDb makes them al
     "AWS_ACCESS_KEY_ID": "local",
     "AWS_SECRET_ACCESS_KEY": "local",
 }
-REGION = "us-east-1"  # skylane.store uses it by default for a custom endpoint
+REGION = "us-east-1"  # skylane.accounts.store uses it by default for a custom endpoint
 
 __all__ = ["LOCAL_ENV", "REGION", "DynamoDBLocal", "DynamoDBLocalError", "check_java", "find_jar"]
 

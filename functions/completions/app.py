@@ -1,7 +1,7 @@
 """Completions function: the FastAPI app that uvicorn serves behind the Lambda Web Adapter (run.sh)."""
 
 from skylane.http.apps import create_completions_app
-from skylane.observe import RequestContextMiddleware
+from skylane.ops.observe import RequestContextMiddleware
 
 app = create_completions_app()
 # the adapter passes the invocation's trace id and request id as headers: into every log line

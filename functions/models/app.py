@@ -3,7 +3,7 @@
 from mangum import Mangum
 
 from skylane.http.apps import create_models_app
-from skylane.observe import lambda_handler
+from skylane.ops.observe import lambda_handler
 
 app = create_models_app()
 handler = lambda_handler(Mangum(app, lifespan="off"))

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from skylane.admin_cli import create_key
-from skylane.auth import KeyRecord
-from skylane.settings import Settings
-from skylane.store import create_tables, dynamodb_client
+from skylane.accounts.keys import KeyRecord
+from skylane.accounts.store import create_tables, dynamodb_client
+from skylane.cli.keys import create_key
+from skylane.core.settings import Settings
 from tests.dynamodb_local import DynamoDBLocal
 
 __all__ = ["NewKey", "Tables", "auth_gateway", "dynamo_env", "dynamo_tables", "dynamodb_local", "make_key"]

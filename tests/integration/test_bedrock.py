@@ -17,10 +17,10 @@ import httpx
 import openai
 import pytest
 
-from skylane.catalog import load_catalog
+from skylane.core.catalog import load_catalog
+from skylane.core.request import parse_request
 from skylane.providers import bedrock, get_adapter
 from skylane.providers.base import CallContext
-from skylane.schema import parse_request
 from tests.conftest import make_settings
 from tests.fakes.bedrock_eventstream import FakeBedrock
 from tests.spec import validate

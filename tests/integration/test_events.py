@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from skylane.observe import logger as skylane_logger
-from skylane.settings import reset_settings
+from skylane.core.settings import reset_settings
+from skylane.ops.observe import logger as skylane_logger
 from tests.conftest import UPSTREAM_KEY
 from tests.spec import validate
 
@@ -119,7 +119,7 @@ class Function:
 
     @staticmethod
     def _shutdown() -> None:
-        from skylane.upstream import aclose_client
+        from skylane.transport.http import aclose_client
 
         loop = asyncio.get_event_loop()  # the one Mangum made for this thread
         loop.run_until_complete(aclose_client())

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from skylane.admin_cli import revoke_key, update_key
+from skylane.cli.keys import revoke_key, update_key
 from tests.spec import validate
 
 USER = [{"role": "user", "content": "hi"}]

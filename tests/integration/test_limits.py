@@ -18,9 +18,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from skylane.admin_cli import update_key
-from skylane.catalog import load_catalog
-from skylane.settings import Settings
+from skylane.cli.keys import update_key
+from skylane.core.catalog import load_catalog
+from skylane.core.settings import Settings
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.server import serve
 from tests.spec import validate

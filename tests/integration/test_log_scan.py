@@ -36,9 +36,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from skylane.admin_cli import create_key, update_key
-from skylane.settings import Settings
-from skylane.store import create_tables, dynamodb_client
+from skylane.accounts.store import create_tables, dynamodb_client
+from skylane.cli.keys import create_key, update_key
+from skylane.core.settings import Settings
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.server import free_port, serve
 

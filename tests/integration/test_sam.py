@@ -128,11 +128,11 @@ def test_iam_covers_exactly_what_the_functions_call(template: dict[str, Any]) ->
     res = template["Resources"]
     completions = _allowed_actions(res["CompletionsFunction"])
     models = _allowed_actions(res["ModelsFunction"])
-    runtime = _dynamodb_calls("auth.py", "limits.py")  # the gate the completions app uses
+    runtime = _dynamodb_calls("accounts/keys.py", "accounts/limits.py")  # the gate the completions app uses
     assert runtime, "no DynamoDB calls found: the scan is broken"
     assert runtime <= completions, f"CompletionsFunction lacks {runtime - completions}"
     assert {a for a in completions if a.startswith("dynamodb:")} == runtime, "a table action nothing uses"
-    auth_only = _dynamodb_calls("auth.py")
+    auth_only = _dynamodb_calls("accounts/keys.py")
     assert {a for a in models if a.startswith("dynamodb:")} == auth_only
     assert {"bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream", "bedrock:Converse",
             "bedrock:ConverseStream"} <= completions
@@ -143,7 +143,7 @@ def test_iam_covers_exactly_what_the_functions_call(template: dict[str, Any]) ->
 
 def test_settings_named_in_the_template_exist() -> None:
     text = TEMPLATE.read_text()
-    settings_src = (LAYER_SRC / "skylane" / "settings.py").read_text()
+    settings_src = (LAYER_SRC / "skylane" / "core" / "settings.py").read_text()
     for name in sorted(set(re.findall(r"\b(SKYLANE_[A-Z_]+):", text))):
         assert f'"{name}"' in settings_src, f"{name} is set by template.yaml but settings.py never reads it"
 
@@ -211,7 +211,7 @@ def host_build(tmp_path_factory: pytest.TempPathFactory, default_build: Path) ->
 
 def test_sam_build_lays_out_layer_and_functions(default_build: Path) -> None:
     layer = default_build / "SkylaneLayer" / "python"
-    assert (layer / "skylane" / "catalog.json").is_file()
+    assert (layer / "skylane" / "core" / "catalog.json").is_file()
     for package in ("fastapi", "httpx", "boto3", "mangum", "aws_lambda_powertools", "aws_xray_sdk", "uvicorn",
                     "pydantic_core"):
         assert (layer / package).is_dir(), f"{package} missing from the layer"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from skylane.catalog import load_catalog
-from skylane.errors import (
+from skylane.core.catalog import load_catalog
+from skylane.core.errors import (
     InvalidRequest,
     ModelNotFound,
     PayloadTooLarge,
@@ -20,10 +20,10 @@ from skylane.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from skylane.core.request import parse_request
 from skylane.providers.anthropic import ADAPTER, FINISH_REASONS, JSON_TOOL, build_body
 from skylane.providers.base import CallContext
-from skylane.schema import parse_request
-from skylane.streaming import SSEEvent, decode_sse
+from skylane.transport.sse import SSEEvent, decode_sse
 from tests.conftest import make_settings
 from tests.spec import validate
 

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from skylane.admin_cli import create_key, revoke_key
-from skylane.auth import (
+from skylane.accounts.factory import build_gate
+from skylane.accounts.keys import (
     INVALID_KEY,
     KEY_PREFIX,
     DynamoAuthenticator,
@@ -24,10 +24,10 @@ from skylane.auth import (
     new_key,
     parse_key,
 )
-from skylane.errors import AuthenticationFailed, PermissionDenied
-from skylane.gate import build_gate
-from skylane.settings import Settings
-from skylane.store import KeyStoreMisconfigured, create_tables
+from skylane.accounts.store import KeyStoreMisconfigured, create_tables
+from skylane.cli.keys import create_key, revoke_key
+from skylane.core.errors import AuthenticationFailed, PermissionDenied
+from skylane.core.settings import Settings
 
 ENV = {"SKYLANE_AUTH": "enabled", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
        "AWS_SECRET_ACCESS_KEY": "testing", "SKYLANE_KEYS_TABLE": "unit-keys", "SKYLANE_LIMITS_TABLE": "unit-limits"}

@@ -10,8 +10,8 @@ import pytest
 from botocore.eventstream import EventStreamBuffer
 from botocore.exceptions import ClientError, EventStreamError, ParamValidationError, ReadTimeoutError
 
-from skylane.catalog import load_catalog
-from skylane.errors import (
+from skylane.core.catalog import load_catalog
+from skylane.core.errors import (
     InvalidRequest,
     ModelNotFound,
     UnsupportedParameter,
@@ -20,11 +20,11 @@ from skylane.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from skylane.core.request import parse_request
+from skylane.core.settings import Settings
 from skylane.providers import get_adapter
 from skylane.providers.base import CallContext, Media
 from skylane.providers.bedrock import BedrockStream, build_converse, map_exception, parse_converse
-from skylane.schema import parse_request
-from skylane.settings import Settings
 from tests.fakes.bedrock_eventstream import encode_frame, event_frame, exception_frame
 
 SETTINGS = Settings.from_env({"SKYLANE_AUTH": "disabled", "AWS_REGION": "us-east-1"})

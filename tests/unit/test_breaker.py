@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from skylane.router import Breaker
+from skylane.pipeline.router import Breaker
 
 
 def test_opens_after_n_failures_within_the_window():

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from skylane.catalog import load_catalog
-from skylane.errors import InvalidRequest, ModelNotFound
-from skylane.settings import Settings
+from skylane.core.catalog import load_catalog
+from skylane.core.errors import InvalidRequest, ModelNotFound
+from skylane.core.settings import Settings
 
 
 def catalog(**env: str):

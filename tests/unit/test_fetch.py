@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from skylane.errors import InvalidRequest
-from skylane.fetch import _fetch, address_refusal, fetch_media, literal_host_refusal
-from skylane.settings import Settings
+from skylane.core.errors import InvalidRequest
+from skylane.core.settings import Settings
+from skylane.transport.fetch import _fetch, address_refusal, fetch_media, literal_host_refusal
 
 PUBLIC_IP = "93.184.216.34"  # stands for "some public host"; never contacted (the transport redirects)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
@@ -282,7 +282,7 @@ def resolver(table: dict[str, list[str]], calls: list[str] | None = None):
             calls.append(host)
         if host in table:
             return table[host]
-        from skylane.fetch import system_resolve
+        from skylane.transport.fetch import system_resolve
 
         return await system_resolve(host, port)
 

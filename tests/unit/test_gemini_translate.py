@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from skylane.catalog import load_catalog
-from skylane.errors import (
+from skylane.core.catalog import load_catalog
+from skylane.core.errors import (
     InvalidRequest,
     ModelNotFound,
     UnsupportedParameter,
@@ -20,10 +20,10 @@ from skylane.errors import (
     UpstreamUnavailable,
     envelope,
 )
+from skylane.core.request import parse_request
 from skylane.providers.base import CallContext, Media
 from skylane.providers.gemini import ADAPTER, FINISH_REASONS, GeminiStream, build_body, gemini_usage
-from skylane.schema import parse_request
-from skylane.streaming import SSEEvent, decode_sse
+from skylane.transport.sse import SSEEvent, decode_sse
 from tests.conftest import make_settings
 from tests.spec import validate
 

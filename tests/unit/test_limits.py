@@ -9,13 +9,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from skylane.admin_cli import create_key, update_key, usage_rows
-from skylane.auth import KeyRecord
-from skylane.errors import InsufficientCredits, RateLimited
-from skylane.gate import Principal
-from skylane.limits import DynamoLimiter, format_reset, ledger_sk, rate_sk
-from skylane.settings import Settings
-from skylane.store import create_tables
+from skylane.accounts.gate import Principal
+from skylane.accounts.keys import KeyRecord
+from skylane.accounts.limits import DynamoLimiter, format_reset, ledger_sk, rate_sk
+from skylane.accounts.store import create_tables
+from skylane.cli.keys import create_key, update_key, usage_rows
+from skylane.core.errors import InsufficientCredits, RateLimited
+from skylane.core.settings import Settings
 
 ENV = {"SKYLANE_AUTH": "enabled", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
        "AWS_SECRET_ACCESS_KEY": "testing", "SKYLANE_KEYS_TABLE": "unit-keys", "SKYLANE_LIMITS_TABLE": "unit-limits"}

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from skylane.settings import Settings
-from skylane.store import KEYS_TABLE, LIMITS_TABLE, TableSpec, create_tables
+from skylane.accounts.store import KEYS_TABLE, LIMITS_TABLE, TableSpec, create_tables
+from skylane.core.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 

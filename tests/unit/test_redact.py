@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from skylane.errors import InvalidRequest, SkylaneError, UpstreamError, envelope
+from skylane.core.errors import InvalidRequest, SkylaneError, UpstreamError, envelope
+from skylane.core.redact import REDACTED, completion_text, content_fields, redact, redact_value, remember_secret
 from skylane.providers import get_adapter
 from skylane.providers.base import classify_status, error_message
-from skylane.redact import REDACTED, completion_text, content_fields, redact, redact_value, remember_secret
 
 OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8" * 3
 SKYLANE_KEY = "sk-skylane-abc123def456-" + "Zx9" * 14 + "q"
@@ -90,7 +90,7 @@ def test_adapters_map_errors_without_keys(protocol, body):
 
 
 def test_bedrock_error_codes_map_without_keys():
-    from skylane.providers.bedrock_transport import map_code
+    from skylane.transport.bedrock import map_code
 
     err = map_code("ValidationException", "The security token AKIAIOSFODNN7EXAMPLE is invalid", 400, "bedrock")
     assert "AKIAIOSFODNN7EXAMPLE" not in err.message

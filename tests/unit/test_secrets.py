@@ -12,9 +12,9 @@ import pytest
 from aws_lambda_powertools.utilities import parameters
 from moto import mock_aws
 
-from skylane import secrets
-from skylane.catalog import load_catalog
-from skylane.settings import Settings
+from skylane.core.catalog import load_catalog
+from skylane.core.settings import Settings
+from skylane.ops import secrets
 
 
 @pytest.fixture

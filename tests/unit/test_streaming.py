@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from skylane.streaming import SSEEvent, decode_sse, encode_event
+from skylane.transport.sse import SSEEvent, decode_sse, encode_event
 
 
 async def _pieces(*parts: bytes):

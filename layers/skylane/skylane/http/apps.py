@@ -15,12 +15,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.responses import Response
 
-from ..settings import Settings
-from ..upstream import aclose_client
-from .common import AppState, JSONBytes, install_common
-from .completions import add_completion_routes
-from .models import add_model_routes
-from .openapi import install_openapi
+from skylane.core.settings import Settings
+from skylane.http.common import install_common
+from skylane.http.models import add_model_routes
+from skylane.http.openapi import install_openapi
+from skylane.http.routes import add_completion_routes
+from skylane.pipeline.respond import JSONBytes
+from skylane.pipeline.state import AppState
+from skylane.transport.http import aclose_client
 
 __all__ = ["create_app", "create_completions_app", "create_models_app"]
 

@@ -1,9 +1,7 @@
-"""What both apps share: state, the error envelope as responses, request ids, JSON responses."""
+"""What every app shares: the state, error handlers, the catch-all for bugs, CORS."""
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,49 +11,19 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ..catalog import Catalog, load_catalog
-from ..errors import InvalidRequest, NotFound, SkylaneError, envelope
-from ..gate import Gate, build_gate
-from ..observe import configure_logging, logger
-from ..router import Breaker
-from ..settings import Settings, get_settings
-from ..streaming import encode_json
+from skylane.core.errors import InvalidRequest, NotFound, SkylaneError, envelope
+from skylane.dialects.chat import CHAT
+from skylane.ops.observe import configure_logging, logger
+from skylane.pipeline.flow import error_response as _dialect_error
+from skylane.pipeline.respond import JSONBytes, request_id
+from skylane.pipeline.state import AppState
 
 __all__ = ["AppState", "JSONBytes", "error_response", "install_common", "request_id"]
 
 
-@dataclass
-class AppState:
-    settings: Settings
-    catalog: Catalog
-    gate: Gate
-    breakers: dict[str, Breaker] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, settings: Settings | None = None) -> AppState:
-        settings = settings or get_settings()
-        return cls(settings=settings, catalog=load_catalog(settings), gate=build_gate(settings))
-
-
-class JSONBytes(Response):
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return encode_json(content)
-
-
-def request_id(request: Request) -> str:
-    rid = getattr(request.state, "rid", None)
-    if rid is None:
-        sent = request.headers.get("x-request-id", "")
-        rid = sent if 0 < len(sent) <= 128 and sent.isprintable() else "req_" + uuid.uuid4().hex
-        request.state.rid = rid
-    return rid
-
-
 def error_response(err: SkylaneError, rid: str, extra_headers: dict[str, str] | None = None) -> JSONBytes:
-    headers = {"x-request-id": rid, **err.response_headers(), **(extra_headers or {})}
-    return JSONBytes(envelope(err), status_code=err.status, headers=headers)
+    """An error outside any dialect (unknown path, CORS, a bug) in the OpenAI envelope."""
+    return _dialect_error(CHAT, err, rid, extra_headers)
 
 
 def install_common(app: FastAPI, state: AppState) -> None:

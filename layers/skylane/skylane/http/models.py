@@ -12,10 +12,11 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
-from ..catalog import ModelInfo
-from ..errors import ModelNotFound
-from ..gate import ANONYMOUS, Principal
-from .common import AppState, JSONBytes, request_id
+from skylane.accounts.gate import ANONYMOUS, Principal
+from skylane.core.catalog import ModelInfo
+from skylane.core.errors import ModelNotFound
+from skylane.pipeline.respond import JSONBytes, request_id
+from skylane.pipeline.state import AppState
 
 __all__ = ["LIST_PATHS", "add_model_routes"]
 

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
-from ..schema import ChatRequest
-from ..settings import Settings
+from skylane.core.request import ChatRequest
+from skylane.core.settings import Settings
 
 __all__ = ["install_openapi"]
 

@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .base import Adapter
+    from skylane.providers.base import Adapter
 
 __all__ = ["PROTOCOLS", "get_adapter"]
 

@@ -48,10 +48,9 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .. import schema
-from ..errors import InvalidRequest, SkylaneError, UnsupportedParameter, UpstreamError
-from ..streaming import SSEEvent
-from .base import (
+from skylane.core import answer as schema
+from skylane.core.errors import InvalidRequest, SkylaneError, UnsupportedParameter, UpstreamError
+from skylane.providers.base import (
     Adapter,
     CallContext,
     StreamTranslator,
@@ -63,10 +62,11 @@ from .base import (
     parse_data_url,
     parse_retry_after,
 )
+from skylane.transport.sse import SSEEvent
 
 if TYPE_CHECKING:
-    from ..catalog import Target
-    from ..schema import ChatRequest
+    from skylane.core.catalog import Target
+    from skylane.core.request import ChatRequest
 
 __all__ = ["ADAPTER", "FINISH_REASONS", "JSON_TOOL", "AnthropicAdapter", "AnthropicStream", "usage_from"]
 

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from skylane.core.errors import (
     InvalidRequest,
     ModelNotFound,
     PayloadTooLarge,
@@ -34,9 +34,9 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:
-    from ..catalog import Target
-    from ..schema import ChatRequest
-    from ..settings import Settings
+    from skylane.core.catalog import Target
+    from skylane.core.request import ChatRequest
+    from skylane.core.settings import Settings
 
 __all__ = [
     "Adapter",
@@ -88,6 +88,9 @@ class CallContext:
     extra_headers: dict[str, str] = field(default_factory=dict)
     # the gateway's settings, for transports configured from them (Bedrock: region, endpoint)
     settings: Settings | None = None
+    # the client's request headers (lower-case names), for adapters that forward a few of them
+    # natively (e.g. anthropic-beta); never the caller's credentials, which adapters must not read
+    client_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 class StreamTranslator:
@@ -121,8 +124,27 @@ class Transport:
 class Adapter:
     protocol: str = ""
     transport: Transport | None = None
+    uses_base_url: bool = True  # False: the transport finds its endpoint itself (Bedrock: boto3)
+    # dialects (skylane.dialects.*.name) this protocol serves natively: the client's body goes through
+    # as sent (model rewritten) and the answer comes back as the provider sent it
+    native_dialects: frozenset[str] = frozenset()
 
     async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+        raise NotImplementedError
+
+    # ---- native passthrough (only for the dialects in `native_dialects`) ----------------------
+
+    def build_native(self, dialect: str, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+        """The upstream request for `req.wire` (the dialect's own body), sent as the client sent it."""
+        raise NotImplementedError
+
+    def native_usage(self, dialect: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The internal (OpenAI-shaped) usage of a native non-streamed answer, for billing."""
+        raise NotImplementedError
+
+    def native_translator(self, dialect: str, req: ChatRequest, target: Target) -> StreamTranslator:
+        """A translator whose `feed(event)` returns the bytes to relay (framed for the client's wire)
+        and reads usage on the way (`usage`), setting `done` at the stream's end."""
         raise NotImplementedError
 
     def parse_response(self, data: dict[str, Any], req: ChatRequest, target: Target) -> dict[str, Any]:

@@ -68,13 +68,15 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from skylane.core.answer import completion, message
+from skylane.core.answer import usage as make_usage
+from skylane.core.errors import (
     InvalidRequest,
     SkylaneError,
     UnsupportedParameter,
     UpstreamError,
 )
-from ..schema import (
+from skylane.core.request import (
     AssistantMessage,
     DeveloperMessage,
     FilePart,
@@ -84,11 +86,8 @@ from ..schema import (
     ToolMessage,
     UserMessage,
     VideoPart,
-    completion,
-    message,
 )
-from ..schema import usage as make_usage
-from .base import (
+from skylane.providers.base import (
     Adapter,
     CallContext,
     Media,
@@ -100,11 +99,11 @@ from .base import (
     parse_data_url,
     parse_retry_after,
 )
-from .bedrock_transport import BedrockTransport, get_client, map_code, map_exception
+from skylane.transport.bedrock import BedrockTransport, get_client, map_code, map_exception
 
 if TYPE_CHECKING:
-    from ..catalog import Target
-    from ..schema import ChatRequest
+    from skylane.core.catalog import Target
+    from skylane.core.request import ChatRequest
 
 __all__ = ["ADAPTER", "BedrockAdapter", "BedrockStream", "BedrockTransport", "build_converse", "get_client",
            "map_exception"]
@@ -542,6 +541,7 @@ class BedrockStream(StreamTranslator):
 
 class BedrockAdapter(Adapter):
     protocol = "bedrock"
+    uses_base_url = False  # boto3 finds the endpoint (AWS_ENDPOINT_URL_BEDROCK_RUNTIME or the region)
 
     def __init__(self) -> None:
         self.transport = BedrockTransport()

@@ -46,7 +46,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import (
+from skylane.core.answer import completion, message, usage
+from skylane.core.errors import (
     InvalidRequest,
     ModelNotFound,
     SkylaneError,
@@ -56,9 +57,7 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from ..schema import completion, message, usage
-from ..streaming import SSEEvent
-from .base import (
+from skylane.providers.base import (
     Adapter,
     CallContext,
     Media,
@@ -71,10 +70,11 @@ from .base import (
     parse_data_url,
     parse_retry_after,
 )
+from skylane.transport.sse import SSEEvent
 
 if TYPE_CHECKING:
-    from ..catalog import Target
-    from ..schema import ChatRequest
+    from skylane.core.catalog import Target
+    from skylane.core.request import ChatRequest
 
 __all__ = ["ADAPTER", "FINISH_REASONS", "GeminiAdapter", "GeminiStream", "build_body", "gemini_usage"]
 

@@ -12,9 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import SkylaneError, UpstreamError
-from ..streaming import SSEEvent
-from .base import (
+from skylane.core.errors import SkylaneError, UpstreamError
+from skylane.providers.base import (
     Adapter,
     CallContext,
     StreamTranslator,
@@ -23,10 +22,11 @@ from .base import (
     error_message,
     parse_retry_after,
 )
+from skylane.transport.sse import SSEEvent
 
 if TYPE_CHECKING:
-    from ..catalog import Target
-    from ..schema import ChatRequest
+    from skylane.core.catalog import Target
+    from skylane.core.request import ChatRequest
 
 __all__ = ["ADAPTER", "OpenAIAdapter", "OpenAIStream"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .schema import ChatRequest
+from skylane.core.request import ChatRequest
 
 __all__ = ["estimate_prompt_tokens", "estimate_text_tokens"]
 

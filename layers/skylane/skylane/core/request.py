@@ -9,13 +9,11 @@ here so every adapter emits the same spec-conformant shape (`refusal`, `logprobs
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError
 
-from .errors import InvalidRequest
+from skylane.core.errors import InvalidRequest
 
 __all__ = [
     "MAX_MESSAGES",
@@ -35,11 +33,7 @@ __all__ = [
     "ToolMessage",
     "UserMessage",
     "VideoPart",
-    "chunk",
-    "completion",
-    "completion_id",
     "parse_request",
-    "usage",
 ]
 
 MAX_MESSAGES = 4096
@@ -272,10 +266,17 @@ class ChatRequest(_Model):
     reasoning_effort: str | None = None
     # the body as the client sent it (model filled in), for faithful passthrough
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # the body in the wire format of the dialect it came in (None: the chat-completions body itself),
+    # for native passthrough to a provider that speaks that dialect
+    _wire: dict[str, Any] | None = PrivateAttr(default=None)
 
     @property
     def raw(self) -> dict[str, Any]:
         return self._raw
+
+    @property
+    def wire(self) -> dict[str, Any]:
+        return self._raw if self._wire is None else self._wire
 
     @property
     def output_limit(self) -> int | None:
@@ -418,88 +419,3 @@ def parse_request(body: bytes | str | dict[str, Any], default_model: str | None 
         raise _validation_error(exc) from None
     req._raw = data
     return req
-
-
-# ---- responses -------------------------------------------------------------------------------
-
-
-def completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
-
-
-def usage(
-    prompt: int,
-    completion: int,
-    *,
-    cached: int | None = None,
-    reasoning: int | None = None,
-    total: int | None = None,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": total if total is not None else prompt + completion,
-    }
-    if cached is not None:
-        out["prompt_tokens_details"] = {"cached_tokens": cached}
-    if reasoning is not None:
-        out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
-    return out
-
-
-def message(
-    content: str | None, tool_calls: list[dict[str, Any]] | None = None, refusal: str | None = None
-) -> dict[str, Any]:
-    msg: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
-    if tool_calls:
-        msg["tool_calls"] = tool_calls
-    return msg
-
-
-def completion(
-    *,
-    model: str,
-    choices: list[dict[str, Any]],
-    usage: dict[str, Any] | None,
-    id: str | None = None,
-    created: int | None = None,
-    system_fingerprint: str | None = None,
-) -> dict[str, Any]:
-    """A ChatCompletion dict. Each choice: {"index", "message", "finish_reason"} (logprobs added)."""
-    for choice in choices:
-        choice.setdefault("logprobs", None)
-        msg = choice["message"]
-        msg.setdefault("refusal", None)
-        msg.setdefault("content", None)
-    out: dict[str, Any] = {
-        "id": id or completion_id(),
-        "object": "chat.completion",
-        "created": created or int(time.time()),
-        "model": model,
-        "choices": choices,
-    }
-    if usage is not None:
-        out["usage"] = usage
-    if system_fingerprint is not None:
-        out["system_fingerprint"] = system_fingerprint
-    return out
-
-
-def chunk(
-    id: str,
-    created: int,
-    model: str,
-    choices: list[dict[str, Any]],
-    usage: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """A ChatCompletionChunk dict; usage only on the final usage chunk (then choices == [])."""
-    out: dict[str, Any] = {
-        "id": id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": choices,
-    }
-    if usage is not None:
-        out["usage"] = usage
-    return out

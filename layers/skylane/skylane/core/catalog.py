@@ -9,13 +9,14 @@ makes a token count times a per-million price exactly the micro-dollar cost.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import GatewayMisconfigured, InvalidRequest, ModelNotFound
-from .redact import remember_secret
-from .settings import Settings
+from skylane.core.errors import GatewayMisconfigured, InvalidRequest, ModelNotFound
+from skylane.core.redact import remember_secret
+from skylane.core.settings import Settings
 
 __all__ = ["Catalog", "ModelInfo", "Provider", "Target", "load_catalog"]
 
@@ -33,7 +34,8 @@ class Provider:
     base_url_env: str | None
     key_optional: bool = False
     passthrough: bool = True  # models not in the catalog may be sent through
-    stream_usage: bool = True  # the upstream accepts stream_options.include_usage
+    stream_usage: bool = True  # the upstream accepts stream_options (include_usage)
+    max_completion_tokens: bool = True  # the upstream accepts max_completion_tokens (else sent as max_tokens)
     extra_headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -56,17 +58,51 @@ class ModelInfo:
     aliases: tuple[str, ...] = ()
     fallbacks: tuple[str, ...] = ()
     in_catalog: bool = True
+    priced: bool = False  # the catalog row has a `pricing` entry (passthrough models never do)
+    kind: str = "chat"  # chat | embedding
+    cache_write_price: float | None = None  # USD per 1M prompt tokens written to the cache (5-minute tier)
+    cache_write_1h_price: float | None = None  # the 1-hour tier, where the provider has one
+    # reasoning controls of the model family (None: no reasoning), e.g. {"style": "anthropic_budget",
+    # "levels": [...], "min_budget": 1024}; read by the adapters, documented in docs/catalog.md
+    reasoning: Mapping[str, Any] | None = None
+    # embedding models: {"dimensions": 1536, "allowed_dimensions": [...] | {"min", "max"},
+    # "max_input_tokens": 8191, "max_batch": 2048}
+    embedding: Mapping[str, Any] | None = None
+    deprecated: bool = False
 
-    def cost_micros(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> int:
-        """Cost in micro-dollars; cached prompt tokens at the cached price when there is one."""
+    def cost_micros(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0,
+                    cache_write_tokens: int = 0, cache_write_1h_tokens: int = 0) -> int:
+        """Cost in micro-dollars. `prompt_tokens` includes cached and cache-written tokens (OpenAI's
+        convention); each part is priced at its own rate when the catalog has one, else as input."""
         cached = min(max(cached_tokens, 0), prompt_tokens)
-        cached_price = self.cached_input_price if self.cached_input_price is not None else self.input_price
+        w5 = min(max(cache_write_tokens, 0), prompt_tokens - cached)
+        w1h = min(max(cache_write_1h_tokens, 0), prompt_tokens - cached - w5)
+        def rate(price: float | None) -> float:
+            return self.input_price if price is None else price
         micros = (
-            (prompt_tokens - cached) * self.input_price
-            + cached * cached_price
+            (prompt_tokens - cached - w5 - w1h) * self.input_price
+            + cached * rate(self.cached_input_price)
+            + w5 * rate(self.cache_write_price)
+            + w1h * rate(self.cache_write_1h_price if self.cache_write_1h_price is not None
+                         else self.cache_write_price)
             + completion_tokens * self.output_price
         )
         return int(round(micros))
+
+    def cost_of(self, usage: Mapping[str, Any] | None) -> int:
+        """The cost of an internal (OpenAI-shaped) usage dict: prompt_tokens_details.cached_tokens,
+        .cache_write_tokens and .cache_write_1h_tokens priced at their rates; reasoning tokens are part
+        of completion_tokens and priced as output."""
+        if not usage:
+            return 0
+        details = usage.get("prompt_tokens_details") or {}
+        return self.cost_micros(
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+            int(details.get("cache_write_tokens") or 0),
+            int(details.get("cache_write_1h_tokens") or 0),
+        )
 
     def openai_model(self) -> dict[str, Any]:
         return {"id": self.id, "object": "model", "created": _CREATED, "owned_by": self.provider}
@@ -127,7 +163,19 @@ def _model_from(row: dict[str, Any]) -> ModelInfo:
         cached_input_price=float(price["cached_input"]) if price.get("cached_input") is not None else None,
         aliases=tuple(row.get("aliases", ())),
         fallbacks=tuple(row.get("fallbacks", ())),
+        priced="pricing" in row,
+        kind=str(row.get("kind", "chat")),
+        cache_write_price=_price(price, "cache_write"),
+        cache_write_1h_price=_price(price, "cache_write_1h"),
+        reasoning=row.get("reasoning"),
+        embedding=row.get("embedding"),
+        deprecated=bool(row.get("deprecated", False)),
     )
+
+
+def _price(price: Mapping[str, Any], name: str) -> float | None:
+    value = price.get(name)
+    return float(value) if value is not None else None
 
 
 def _provider_from(name: str, row: dict[str, Any]) -> Provider:
@@ -141,6 +189,7 @@ def _provider_from(name: str, row: dict[str, Any]) -> Provider:
         key_optional=bool(row.get("key_optional", False)),
         passthrough=bool(row.get("passthrough", True)),
         stream_usage=bool(row.get("stream_usage", True)),
+        max_completion_tokens=bool(row.get("max_completion_tokens", True)),
         extra_headers=dict(row.get("extra_headers", {})),
     )
 

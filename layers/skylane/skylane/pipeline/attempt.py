@@ -1,4 +1,4 @@
-"""Transport: the shared httpx.AsyncClient, timeouts, and driving an adapter for one attempt.
+"""One attempt: driving an adapter over its transport, with the connect, first-token and idle timeouts.
 
 `complete()` sends one non-streaming attempt; `open_stream()` sends one streaming attempt and
 returns only once the first chunk that carries something (text, a tool call, a finish reason)
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,45 +30,15 @@ from typing import Any
 import anyio
 import httpx
 
-from .catalog import Target
-from .errors import SkylaneError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from .providers.base import Adapter, CallContext, StreamTranslator, UpstreamRequest
-from .router import budget_exhausted
-from .settings import Settings
-from .streaming import decode_sse
+from skylane.core.catalog import Target
+from skylane.core.errors import SkylaneError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from skylane.core.settings import Settings
+from skylane.pipeline.router import budget_exhausted
+from skylane.providers.base import Adapter, CallContext, StreamTranslator, UpstreamRequest
+from skylane.transport.http import get_client
+from skylane.transport.sse import decode_sse
 
-__all__ = ["StreamHandle", "Timing", "aclose_client", "complete", "get_client", "open_stream"]
-
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
-
-
-def get_client(settings: Settings) -> httpx.AsyncClient:
-    """One AsyncClient per process (per event loop), so connections are reused."""
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                # reads are bounded by the first-token and idle timeouts below; this is a backstop
-                read=max(settings.first_token_timeout, settings.idle_timeout) + 1.0,
-                write=settings.connect_timeout + 30,
-                pool=settings.connect_timeout,
-            ),
-            limits=httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30),
-            follow_redirects=False,
-            trust_env=False,
-        )
-        _clients[loop] = client
-    return client
-
-
-async def aclose_client() -> None:
-    """Close this event loop's client (app shutdown)."""
-    client = _clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
-        await client.aclose()
-
+__all__ = ["StreamHandle", "Timing", "complete", "open_stream"]
 
 @dataclass
 class Timing:
@@ -148,8 +117,11 @@ async def complete(
     return data
 
 
-def _substantive(chunk: dict[str, Any]) -> bool:
-    """Whether a chunk carries something a client would see as the answer starting."""
+def _substantive(chunk: dict[str, Any] | bytes) -> bool:
+    """Whether a chunk carries something a client would see as the answer starting (a relayed
+    native event always does: it may already be on its way)."""
+    if isinstance(chunk, bytes):
+        return bool(chunk)
     for choice in chunk.get("choices") or ():
         if choice.get("finish_reason") is not None:
             return True
@@ -174,6 +146,7 @@ class StreamHandle:
     deadline: float | None = None
     _closers: list[Any] = field(default_factory=list)
     ended: bool = False  # the upstream stream is exhausted
+    native: bool = False  # chunks are the provider's own events, framed for the client (passthrough)
 
     async def _next(self) -> Any:
         wait, by_budget = _limit(self.settings.idle_timeout, self.deadline)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import anyio
 import anyio.to_thread
 
-from ..errors import (
+from skylane.core.errors import (
     GatewayMisconfigured,
     InvalidRequest,
     ModelNotFound,
@@ -29,10 +29,10 @@ from ..errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from .base import CallContext, Transport, UpstreamRequest, classify_status, parse_retry_after
+from skylane.providers.base import CallContext, Transport, UpstreamRequest, classify_status, parse_retry_after
 
 if TYPE_CHECKING:
-    from ..settings import Settings
+    from skylane.core.settings import Settings
 
 __all__ = ["BedrockTransport", "get_client", "map_code", "map_exception"]
 
@@ -187,7 +187,7 @@ class _Opening:
 
 class BedrockTransport(Transport):
     async def _client(self, ctx: CallContext) -> Any:
-        from ..settings import get_settings
+        from skylane.core.settings import get_settings
 
         settings = ctx.settings or get_settings()
         client = _clients.get(_client_key(settings))

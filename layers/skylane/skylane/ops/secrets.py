@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    from skylane.core.settings import Settings
 
 __all__ = ["REFRESH", "RETRY", "clear_cache", "secret_value"]
 

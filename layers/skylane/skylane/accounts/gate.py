@@ -7,7 +7,7 @@
     limits.settle(reservation, model_id, usage, cost_micros)     after the answer, streams included
     limits.release(reservation)          the request failed before any answer
 
-`build_gate(settings)` picks the DynamoDB-backed implementations (auth.py, limits.py) when
+`accounts.factory.build_gate(settings)` picks the DynamoDB-backed implementations (auth.py, limits.py) when
 `SKYLANE_AUTH` is enabled, and the open gate otherwise (nothing checked, nothing counted).
 """
 
@@ -16,8 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-
-from .settings import Settings
 
 __all__ = [
     "ANONYMOUS",
@@ -28,7 +26,6 @@ __all__ = [
     "OpenLimiter",
     "Principal",
     "Reservation",
-    "build_gate",
 ]
 
 
@@ -93,12 +90,3 @@ class Gate:
     auth: Authenticator
     limits: Limiter
     enabled: bool
-
-
-def build_gate(settings: Settings) -> Gate:
-    if not settings.auth_enabled:
-        return Gate(auth=OpenAuthenticator(), limits=OpenLimiter(), enabled=False)
-    from .auth import DynamoAuthenticator
-    from .limits import DynamoLimiter
-
-    return Gate(auth=DynamoAuthenticator(settings), limits=DynamoLimiter(settings), enabled=True)

@@ -39,9 +39,9 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from .errors import InvalidRequest
-from .providers.base import Media
-from .settings import Settings
+from skylane.core.errors import InvalidRequest
+from skylane.core.settings import Settings
+from skylane.providers.base import Media
 
 __all__ = ["MAX_REDIRECTS", "address_refusal", "fetch_media", "literal_host_refusal"]
 

@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import GatewayMisconfigured, SkylaneError
-from .settings import Settings
+from skylane.core.errors import GatewayMisconfigured, SkylaneError
+from skylane.core.settings import Settings
 
 __all__ = [
     "KEYS_TABLE",

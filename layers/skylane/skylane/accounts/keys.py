@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from .errors import AuthenticationFailed, PermissionDenied
-from .gate import Principal
-from .observe import logger
-from .settings import Settings
-from .store import KeyStoreMisconfigured, KeyStoreUnavailable, call, dynamodb_client, map_error
+from skylane.accounts.gate import Principal
+from skylane.accounts.store import KeyStoreMisconfigured, KeyStoreUnavailable, call, dynamodb_client, map_error
+from skylane.core.errors import AuthenticationFailed, PermissionDenied
+from skylane.core.settings import Settings
+from skylane.ops.observe import logger
 
 __all__ = [
     "KEY_PREFIX",

@@ -12,8 +12,8 @@ __all__ = ["main"]
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from .http.apps import create_app
-    from .settings import get_settings
+    from skylane.core.settings import get_settings
+    from skylane.http.apps import create_app
 
     settings = get_settings()
     app = create_app(settings)
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="warning")
     serve.set_defaults(func=_serve)
     try:
-        from .admin_cli import register
+        from skylane.cli.keys import register
     except ImportError:
         pass
     else:

@@ -112,7 +112,7 @@ class Settings:
         value = self.env.get(name)
         if value:
             return value
-        from .secrets import secret_value  # lazy: only deployed functions have a secret
+        from skylane.ops.secrets import secret_value  # lazy: only deployed functions have a secret
 
         return secret_value(self, name) or default
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .redact import redact
+from skylane.core.redact import redact
 
 __all__ = [
     "AuthenticationFailed",

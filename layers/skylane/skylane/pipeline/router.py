@@ -38,9 +38,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from .catalog import Catalog, Target
-from .errors import SkylaneError, UpstreamTimeout, UpstreamUnavailable
-from .settings import Settings
+from skylane.core.catalog import Catalog, Target
+from skylane.core.errors import SkylaneError, UpstreamTimeout, UpstreamUnavailable
+from skylane.core.settings import Settings
 
 __all__ = ["BUDGET_EXHAUSTED", "Attempt", "Breaker", "Router", "Ticket", "budget_exhausted"]
 

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from .auth import KeyRecord
-from .errors import InsufficientCredits, RateLimited, SkylaneError
-from .gate import Principal, Reservation
-from .observe import logger
-from .settings import Settings
-from .store import call, dynamodb_client, error_code, map_error
+from skylane.accounts.gate import Principal, Reservation
+from skylane.accounts.keys import KeyRecord
+from skylane.accounts.store import call, dynamodb_client, error_code, map_error
+from skylane.core.errors import InsufficientCredits, RateLimited, SkylaneError
+from skylane.core.settings import Settings
+from skylane.ops.observe import logger
 
 __all__ = ["WINDOW_SECONDS", "DynamoLimiter", "format_reset", "ledger_sk", "rate_sk"]
 

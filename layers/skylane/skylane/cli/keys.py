@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .auth import KeyRecord, format_key, hash_secret, new_key
-from .errors import SkylaneError
-from .settings import Settings
-from .store import create_tables, dynamodb_client, error_code, map_error
+from skylane.accounts.keys import KeyRecord, format_key, hash_secret, new_key
+from skylane.accounts.store import create_tables, dynamodb_client, error_code, map_error
+from skylane.core.errors import SkylaneError
+from skylane.core.settings import Settings
 
 __all__ = [
     "create_key",

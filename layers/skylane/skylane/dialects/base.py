@@ -1,0 +1,75 @@
+"""The contract of a dialect: one API that clients speak (chat completions, Anthropic messages, ...).
+
+A dialect knows its wire format and nothing else:
+
+    parse(body, settings)          -> ChatRequest          (wire request -> the internal request; 400s)
+    answer(resp, call)             -> dict                 (internal answer -> its response body)
+    stream(call)                   -> StreamRenderer       (internal chunks -> its stream framing)
+    error_body(err) / error_status(err)                    (its error envelope and statuses)
+
+The pipeline (`skylane.pipeline.flow`) owns everything else: auth, limits, attempts, settlement.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+from skylane.core.errors import SkylaneError
+
+if TYPE_CHECKING:
+    from skylane.core.request import ChatRequest
+    from skylane.core.settings import Settings
+
+__all__ = ["CallView", "Dialect", "StreamRenderer"]
+
+
+class CallView:
+    """What a renderer may know of the call: the model name the client sent, the parsed request."""
+
+    __slots__ = ("model", "req")
+
+    def __init__(self, model: str, req: ChatRequest) -> None:
+        self.model = model
+        self.req = req
+
+
+class StreamRenderer(ABC):
+    """Renders the internal stream (OpenAI-shaped chunk dicts) as this dialect's stream bytes."""
+
+    @abstractmethod
+    def chunk(self, c: dict[str, Any]) -> bytes:
+        """The bytes for one internal chunk (b"" when it yields nothing on this wire)."""
+
+    @abstractmethod
+    def end(self, usage: dict[str, Any] | None) -> bytes:
+        """The closing bytes after the last chunk, with the call's final usage (cost included)."""
+
+    @abstractmethod
+    def error(self, err: SkylaneError) -> bytes:
+        """The bytes for a failure mid-stream (the stream ends after them)."""
+
+
+class Dialect(ABC):
+    name: str = ""
+
+    @abstractmethod
+    def parse(self, body: bytes, settings: Settings) -> ChatRequest: ...
+
+    @abstractmethod
+    def answer(self, resp: dict[str, Any], view: CallView) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def stream(self, view: CallView) -> StreamRenderer: ...
+
+    @abstractmethod
+    def error_body(self, err: SkylaneError) -> dict[str, Any]: ...
+
+    def native_answer(self, data: dict[str, Any], view: CallView) -> dict[str, Any]:
+        """A provider's own answer in this dialect (native passthrough): the client's model name on it."""
+        if "model" in data:
+            data["model"] = view.model
+        return data
+
+    def error_status(self, err: SkylaneError) -> int:
+        return err.status

@@ -1,0 +1,37 @@
+"""Mounting a dialect: its paths, each served by the one pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from skylane.dialects.base import Dialect
+from skylane.dialects.chat import CHAT
+from skylane.pipeline.flow import handle
+
+__all__ = ["COMPLETION_PATHS", "add_completion_routes", "add_dialect_routes"]
+
+COMPLETION_PATHS = ("/v1/chat/completions", "/chat/completions", "/api/chat/completions")
+
+
+def add_dialect_routes(app: FastAPI, dialect: Dialect, paths: Sequence[str], *, summary: str,
+                       schema_ref: str) -> None:
+    """POST each of `paths` to the pipeline with `dialect`; the first path is the documented one."""
+
+    async def endpoint(request: Request) -> Response:
+        return await handle(request, dialect)
+
+    extra: dict[str, Any] = {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}}
+    for path in paths:
+        app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=path == paths[0], summary=summary,
+                          openapi_extra=extra)
+
+
+def add_completion_routes(app: FastAPI) -> None:
+    add_dialect_routes(app, CHAT, COMPLETION_PATHS, summary="Create a chat completion (OpenAI-compatible)",
+                       schema_ref="ChatRequest")

@@ -1,0 +1,26 @@
+"""What every call shares within one process: settings, catalog, the gate (keys and limits), breakers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from skylane.accounts.factory import build_gate
+from skylane.accounts.gate import Gate
+from skylane.core.catalog import Catalog, load_catalog
+from skylane.core.settings import Settings, get_settings
+from skylane.pipeline.router import Breaker
+
+__all__ = ["AppState"]
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    catalog: Catalog
+    gate: Gate
+    breakers: dict[str, Breaker] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings | None = None) -> AppState:
+        settings = settings or get_settings()
+        return cls(settings=settings, catalog=load_catalog(settings), gate=build_gate(settings))
