@@ -142,7 +142,17 @@ class KeyRecord:
     models: tuple[str, ...] = ()
     credits_micros: int | None = None  # None: unlimited
     spent_micros: int = 0
+    admin: bool = False  # may use the admin API and the console (`skylane keys create --admin`)
+    monthly_budget_micros: int | None = None  # spend cap per UTC month; None: no cap
+    # this process's view of the month's spend (limits table item month#<YYYY-MM>), not stored on the key
+    month: str = ""
+    month_spent_micros: int = 0
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def billed(self) -> bool:
+        """The key pays for what it uses (a credit balance or a monthly budget): unpriced models are refused."""
+        return self.credits_micros is not None or self.monthly_budget_micros is not None
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (time.time() if now is None else now) >= self.expires_at
@@ -169,6 +179,8 @@ class KeyRecord:
             models=models,
             credits_micros=_num(item, "credits_micros"),
             spent_micros=_num(item, "spent_micros") or 0,
+            monthly_budget_micros=_num(item, "monthly_budget_micros"),
+            admin=bool(item.get("admin", {}).get("BOOL", False)),
         )
 
     def to_item(self) -> dict[str, Any]:
@@ -190,6 +202,10 @@ class KeyRecord:
             item["models"] = {"L": [{"S": p} for p in self.models]}
         if self.credits_micros is not None:
             item["credits_micros"] = {"N": str(self.credits_micros)}
+        if self.monthly_budget_micros is not None:
+            item["monthly_budget_micros"] = {"N": str(self.monthly_budget_micros)}
+        if self.admin:
+            item["admin"] = {"BOOL": True}
         return item
 
     def public(self) -> dict[str, Any]:
@@ -206,6 +222,9 @@ class KeyRecord:
             "models": list(self.models),
             "credits_usd": None if self.credits_micros is None else self.credits_micros / 1_000_000,
             "spent_usd": self.spent_micros / 1_000_000,
+            "monthly_budget_usd": (None if self.monthly_budget_micros is None
+                                   else self.monthly_budget_micros / 1_000_000),
+            "admin": self.admin,
         }
 
 

@@ -12,14 +12,25 @@ import argparse
 import json
 import re
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from skylane.accounts.keys import KeyRecord, format_key, hash_secret, new_key
-from skylane.accounts.store import create_tables, dynamodb_client, error_code, map_error
+from skylane.accounts.admin import (
+    DEFAULT_RPM,
+    DEFAULT_TPM,
+    AdminError,
+    create_key,
+    get_key,
+    list_keys,
+    revoke_key,
+    update_key,
+    usage_rows,
+)
+from skylane.accounts.admin import UNCHANGED as _MISSING
+from skylane.accounts.keys import KeyRecord
+from skylane.accounts.store import create_tables, dynamodb_client, map_error
 from skylane.core.errors import SkylaneError
 from skylane.core.settings import Settings
 
@@ -33,166 +44,12 @@ __all__ = [
     "usage_rows",
 ]
 
-DEFAULT_RPM = 60
-DEFAULT_TPM = 100_000
 UNLIMITED = ("unlimited", "none", "off")
 
 
-class CLIError(Exception):
-    pass
-
-
-# ---- operations (also used by scripts/run_local.py and the tests) ------------------------------
-
-
-def create_key(
-    client: Any,
-    settings: Settings,
-    name: str,
-    *,
-    rpm: int | None = DEFAULT_RPM,
-    tpm: int | None = DEFAULT_TPM,
-    credits_micros: int | None = None,
-    models: Sequence[str] = (),
-    expires_at: int | None = None,
-) -> tuple[str, KeyRecord]:
-    """A new key: returns (the full key, to be shown once; the stored record)."""
-    for _ in range(5):
-        key_id, secret = new_key()
-        record = KeyRecord(
-            key_id=key_id, secret_hash=hash_secret(secret), name=name, created_at=int(time.time()),
-            expires_at=expires_at, rpm=rpm, tpm=tpm, models=tuple(models), credits_micros=credits_micros,
-        )
-        try:
-            client.put_item(TableName=settings.keys_table, Item=record.to_item(),
-                            ConditionExpression="attribute_not_exists(pk)")
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                continue  # an id collision (astronomically unlikely): draw again
-            raise
-        return format_key(key_id, secret), record
-    raise CLIError("could not draw an unused key id")
-
-
-def get_key(client: Any, settings: Settings, key_id: str) -> KeyRecord | None:
-    item = client.get_item(TableName=settings.keys_table, Key={"pk": {"S": key_id}}, ConsistentRead=True).get("Item")
-    return KeyRecord.from_item(item) if item else None
-
-
-def list_keys(client: Any, settings: Settings) -> list[KeyRecord]:
-    records = []
-    for page in client.get_paginator("scan").paginate(TableName=settings.keys_table):
-        records.extend(KeyRecord.from_item(item) for item in page.get("Items", []))
-    return sorted(records, key=lambda r: (r.created_at, r.key_id))
-
-
-def revoke_key(client: Any, settings: Settings, key_id: str) -> KeyRecord:
-    return update_key(client, settings, key_id, revoked=True)
-
-
-_MISSING = object()
-
-
-def update_key(
-    client: Any,
-    settings: Settings,
-    key_id: str,
-    *,
-    name: str | None = None,
-    rpm: Any = _MISSING,  # int, or None for unlimited
-    tpm: Any = _MISSING,
-    credits_micros: Any = _MISSING,  # set the balance (None: unlimited)
-    add_credits_micros: int | None = None,  # top up (or down) atomically
-    models: Sequence[str] | None = None,  # () clears the allow-list
-    expires_at: Any = _MISSING,  # epoch seconds, or None for never
-    revoked: bool | None = None,
-) -> KeyRecord:
-    sets: list[str] = []
-    removes: list[str] = []
-    adds: list[str] = []
-    names: dict[str, str] = {}
-    values: dict[str, Any] = {}
-
-    def assign(attr: str, value: Any, encoded: dict[str, Any] | None) -> None:
-        names[f"#{attr}"] = attr
-        if value is None:
-            removes.append(f"#{attr}")
-        else:
-            values[f":{attr}"] = encoded
-            sets.append(f"#{attr} = :{attr}")
-
-    if name is not None:
-        assign("name", name, {"S": name})
-    for attr, value in (("rpm", rpm), ("tpm", tpm), ("credits_micros", credits_micros), ("expires_at", expires_at)):
-        if value is not _MISSING:
-            assign(attr, value, None if value is None else {"N": str(int(value))})
-    if models is not None:
-        assign("models", list(models) or None, {"L": [{"S": m} for m in models]})
-    if revoked is not None:
-        assign("revoked", revoked, {"BOOL": revoked})
-    if add_credits_micros is not None:
-        if credits_micros is not _MISSING:
-            raise CLIError("give either a new balance or a top-up, not both")
-        names["#credits_micros"] = "credits_micros"
-        values[":topup"] = {"N": str(int(add_credits_micros))}
-        adds.append("#credits_micros :topup")
-    if not (sets or removes or adds):
-        raise CLIError("nothing to update")
-    expression = " ".join(part for part in (
-        "SET " + ", ".join(sets) if sets else "",
-        "REMOVE " + ", ".join(removes) if removes else "",
-        "ADD " + ", ".join(adds) if adds else "",
-    ) if part)
-    args: dict[str, Any] = {
-        "TableName": settings.keys_table,
-        "Key": {"pk": {"S": key_id}},
-        "UpdateExpression": expression,
-        "ConditionExpression": "attribute_exists(pk)",
-        "ExpressionAttributeNames": names,
-        "ReturnValues": "ALL_NEW",
-    }
-    if values:
-        args["ExpressionAttributeValues"] = values
-    try:
-        resp = client.update_item(**args)
-    except Exception as exc:
-        if error_code(exc) == "ConditionalCheckFailedException":
-            raise CLIError(f"no key with id '{key_id}'") from None
-        raise
-    return KeyRecord.from_item(resp["Attributes"])
-
-
-def usage_rows(
-    client: Any, settings: Settings, key_id: str | None = None, since: str | None = None, until: str | None = None
-) -> list[dict[str, Any]]:
-    """Ledger rows (day, key_id, model, requests, tokens, cost) between two UTC days, inclusive."""
-    low = f"usage#{since or '0000-00-00'}"
-    high = f"usage#{until or '9999-99-99'}#\uffff"
-    values = {":lo": {"S": low}, ":hi": {"S": high}}
-    if key_id:
-        values[":pk"] = {"S": f"key#{key_id}"}
-        pages = client.get_paginator("query").paginate(
-            TableName=settings.limits_table, KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues=values)
-    else:
-        pages = client.get_paginator("scan").paginate(
-            TableName=settings.limits_table, FilterExpression="sk BETWEEN :lo AND :hi",
-            ExpressionAttributeValues=values)
-    rows = []
-    for page in pages:
-        for item in page.get("Items", []):
-            _, day, model = item["sk"]["S"].split("#", 2)
-
-            def n(attr: str, item: dict[str, Any] = item) -> int:
-                return int(Decimal(item[attr]["N"])) if attr in item else 0
-
-            rows.append({
-                "day": day, "key_id": item["pk"]["S"].removeprefix("key#"), "model": model,
-                "requests": n("requests"), "prompt_tokens": n("prompt_tokens"),
-                "completion_tokens": n("completion_tokens"), "cached_tokens": n("cached_tokens"),
-                "cost_usd": n("cost_micros") / 1_000_000,
-            })
-    return sorted(rows, key=lambda r: (r["day"], r["key_id"], r["model"]))
+# the operations (create_key, get_key, list_keys, revoke_key, update_key, usage_rows) live in
+# skylane.accounts.admin: the CLI and the admin API (http/admin.py) share one copy
+CLIError = AdminError
 
 
 # ---- argument parsing ------------------------------------------------------------------------------
@@ -291,6 +148,7 @@ def _describe(record: KeyRecord) -> str:
         ("requests/min", _lim(record.rpm)), ("tokens/min", _lim(record.tpm)),
         ("credits", _money(record.credits_micros)), ("spent", _money(record.spent_micros)),
         ("models", ", ".join(record.models) or "all"),
+        ("role", "admin" if record.admin else "api"),
     ]
     return "\n".join(f"{k + ':':14}{v}" for k, v in pairs)
 
@@ -313,7 +171,7 @@ def _cmd_tables_create(args: argparse.Namespace) -> int:
 def _cmd_create(args: argparse.Namespace) -> int:
     client, settings = _context()
     key, record = create_key(client, settings, args.name, rpm=args.rpm, tpm=args.tpm, credits_micros=args.credits,
-                             models=args.models or (), expires_at=args.expires)
+                             models=args.models or (), expires_at=args.expires, admin=args.admin)
     if args.json:
         print(json.dumps({"key": key, **record.public()}))
     else:
@@ -428,6 +286,8 @@ def register(sub: Any) -> None:
     create.add_argument("--credits", type=_usd, default=None, metavar="USD", help="credit balance (default unlimited)")
     create.add_argument("--models", nargs="+", metavar="PATTERN", help="allowed models, e.g. 'openai/*'")
     create.add_argument("--expires", type=_expires, default=None, metavar="DATE", help="YYYY-MM-DD, ISO time or 30d")
+    create.add_argument("--admin", action="store_true",
+                        help="an admin key: may use the admin API (/admin/v1) and the console (/console)")
     create.add_argument("--json", action="store_true", help="print one JSON object (with `key` and `key_id`)")
     create.set_defaults(func=_guarded(_cmd_create))
 
