@@ -9,7 +9,8 @@ import pytest
 from skylane.core.errors import InvalidRequest, SkylaneError, UpstreamError, envelope
 from skylane.core.redact import REDACTED, completion_text, content_fields, redact, redact_value, remember_secret
 from skylane.providers import get_adapter
-from skylane.providers.base import classify_status, error_message
+from skylane.providers.base import error_message
+from skylane.transport.status import classify_status
 
 OPENAI_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8" * 3
 SKYLANE_KEY = "sk-skylane-abc123def456-" + "Zx9" * 14 + "q"

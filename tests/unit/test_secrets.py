@@ -32,8 +32,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     parameters.clear_caches()
 
 
-def _settings(secret_id: str, **env: str) -> Settings:
-    return Settings.from_env({"SKYLANE_AUTH": "disabled", "SKYLANE_SECRET_ID": secret_id, **env})
+def _settings(secret_id: str, **env: str) -> secrets.SecretEnv:
+    """The provider variables a gateway built with these settings sees (what the catalog asks)."""
+    return secrets.SecretEnv(Settings.from_env({"SKYLANE_AUTH": "disabled", "SKYLANE_SECRET_ID": secret_id, **env}))
 
 
 def test_provider_keys_come_from_the_secret(aws: Any) -> None:
@@ -45,7 +46,8 @@ def test_provider_keys_come_from_the_secret(aws: Any) -> None:
     assert settings.get("GEMINI_API_KEY") is None
     assert settings.get("GEMINI_API_KEY", "fallback") == "fallback"
     # the catalog sees the providers the secret configures (what /v1/models lists)
-    configured = {m.provider for m in load_catalog(settings).configured_models()}
+    configured = {m.provider for m in load_catalog(Settings.from_env({"SKYLANE_AUTH": "disabled"}),
+                                                   settings).configured_models()}
     assert {"openai", "anthropic"} <= configured and "gemini" not in configured
 
 
@@ -90,3 +92,19 @@ def test_no_secret_configured_reads_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     settings = Settings.from_env({"SKYLANE_AUTH": "disabled"})
     assert settings.secret_id is None
     assert secrets.secret_value(settings, "OPENAI_API_KEY") is None
+
+
+def test_a_stale_secret_is_refreshed_in_the_background(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    aws.create_secret(Name="skylane/p4", SecretString=json.dumps({"OPENAI_API_KEY": "sk-old"}))
+    env = _settings("skylane/p4")  # read at start-up
+    aws.put_secret_value(SecretId="skylane/p4", SecretString=json.dumps({"OPENAI_API_KEY": "sk-new"}))
+    parameters.clear_caches()
+    monkeypatch.setattr(secrets, "REFRESH", 0.0)
+    secrets._cache["skylane/p4"] = (0.0, {"OPENAI_API_KEY": "sk-old"}, True)  # stale
+    assert env.get("OPENAI_API_KEY") == "sk-old"  # a request never waits on Secrets Manager
+    end = time.monotonic() + 5
+    while env.get("OPENAI_API_KEY") != "sk-new" and time.monotonic() < end:
+        time.sleep(0.01)
+    assert env.get("OPENAI_API_KEY") == "sk-new"

@@ -32,6 +32,7 @@ from skylane.core.settings import Settings
 __all__ = [
     "KEYS_TABLE",
     "LIMITS_TABLE",
+    "RESPONSES_TABLE",
     "KeyStoreMisconfigured",
     "KeyStoreUnavailable",
     "TableSpec",
@@ -71,10 +72,13 @@ class TableSpec:
 
 KEYS_TABLE = TableSpec(logical_id="KeysTable", partition_key="pk", point_in_time_recovery=True)
 LIMITS_TABLE = TableSpec(logical_id="LimitsTable", partition_key="pk", sort_key="sk", ttl_attribute="ttl")
+# stored Responses API responses: pk = key id ("anonymous" with auth off), sk = response id (+ "#<n>" chunks)
+RESPONSES_TABLE = TableSpec(logical_id="ResponsesTable", partition_key="pk", sort_key="sk", ttl_attribute="ttl")
 
 
 def table_names(settings: Settings) -> list[tuple[str, TableSpec]]:
-    return [(settings.keys_table, KEYS_TABLE), (settings.limits_table, LIMITS_TABLE)]
+    return [(settings.keys_table, KEYS_TABLE), (settings.limits_table, LIMITS_TABLE),
+            (settings.responses_table, RESPONSES_TABLE)]
 
 
 # ---- errors ------------------------------------------------------------------------------------
@@ -125,7 +129,8 @@ def error_code(exc: BaseException) -> str | None:
     """The DynamoDB error code of a botocore ClientError (None for anything else)."""
     response = getattr(exc, "response", None)
     if isinstance(response, dict):
-        return response.get("Error", {}).get("Code")
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code is not None else None
     return None
 
 

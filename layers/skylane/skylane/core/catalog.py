@@ -12,16 +12,32 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from skylane.core.errors import GatewayMisconfigured, InvalidRequest, ModelNotFound
 from skylane.core.redact import remember_secret
 from skylane.core.settings import Settings
 
-__all__ = ["Catalog", "ModelInfo", "Provider", "Target", "load_catalog"]
+__all__ = ["Catalog", "EnvOnly", "ModelInfo", "Provider", "ProviderEnv", "Target", "load_catalog"]
 
 _DATA = Path(__file__).with_name("catalog.json")
 _CREATED = 1_700_000_000  # a fixed `created` for catalog models (the spec requires an int)
+
+
+class ProviderEnv(Protocol):
+    """Where provider variables come from: get(name, default) -> value or default."""
+
+    def get(self, name: str, default: str | None = None) -> str | None: ...
+
+
+class EnvOnly:
+    """Provider variables from the process environment only (no secret configured)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._env = settings.env
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._env.get(name) or default
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,7 @@ class Provider:
     passthrough: bool = True  # models not in the catalog may be sent through
     stream_usage: bool = True  # the upstream accepts stream_options (include_usage)
     max_completion_tokens: bool = True  # the upstream accepts max_completion_tokens (else sent as max_tokens)
+    responses: bool = False  # the upstream serves OpenAI's Responses API (/responses): native passthrough
     extra_headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -108,21 +125,30 @@ class ModelInfo:
         return {"id": self.id, "object": "model", "created": _CREATED, "owned_by": self.provider}
 
     def detail(self) -> dict[str, Any]:
-        """The richer record for /v1/models/{id} and /v1/chat/models."""
+        """The richer record for /v1/models/{id}: limits, capabilities, list prices (USD per million
+        tokens; null where the catalog has no separate rate), reasoning controls, embedding sizes."""
         return {
             **self.openai_model(),
             "name": self.id,
+            "kind": self.kind,
             "developer": self.developer,
             "display_name": self.display_name,
             "max_tokens": self.context_window,
             "max_output_tokens": self.max_output_tokens,
             "vision": self.vision,
-            "capabilities": {"vision": self.vision, "video": self.video, "tools": self.tools, "json": self.json},
+            "capabilities": {"vision": self.vision, "video": self.video, "tools": self.tools, "json": self.json,
+                             "reasoning": self.reasoning is not None},
             "pricing": {
+                "priced": self.priced,
                 "input_per_million_usd": self.input_price,
-                "output_per_million_usd": self.output_price,
+                "output_per_million_usd": None if self.kind == "embedding" else self.output_price,
                 "cached_input_per_million_usd": self.cached_input_price,
+                "cache_write_per_million_usd": self.cache_write_price,
+                "cache_write_1h_per_million_usd": self.cache_write_1h_price,
             },
+            "reasoning": dict(self.reasoning) if self.reasoning is not None else None,
+            "embedding": dict(self.embedding) if self.embedding is not None else None,
+            "deprecated": self.deprecated,
         }
 
 
@@ -190,13 +216,17 @@ def _provider_from(name: str, row: dict[str, Any]) -> Provider:
         passthrough=bool(row.get("passthrough", True)),
         stream_usage=bool(row.get("stream_usage", True)),
         max_completion_tokens=bool(row.get("max_completion_tokens", True)),
+        responses=bool(row.get("responses", False)),
         extra_headers=dict(row.get("extra_headers", {})),
     )
 
 
 class Catalog:
-    def __init__(self, data: dict[str, Any], settings: Settings) -> None:
+    def __init__(self, data: dict[str, Any], settings: Settings, env: ProviderEnv | None = None) -> None:
         self.settings = settings
+        # provider variables (keys, base URLs, region): the environment, or what the caller adds to it
+        # (ops.secrets.ProviderEnv: a Secrets Manager secret read at start-up)
+        self.env: ProviderEnv = env or EnvOnly(settings)
         self.providers: dict[str, Provider] = {
             name: _provider_from(name, row) for name, row in data.get("providers", {}).items()
         }
@@ -214,12 +244,12 @@ class Catalog:
     # ---- provider configuration ------------------------------------------------------------
 
     def provider_key(self, provider: Provider) -> str | None:
-        key = self.settings.get(provider.key_env) if provider.key_env else None
+        key = self.env.get(provider.key_env) if provider.key_env else None
         remember_secret(key)  # from now on redacted from every error message and content log
         return key
 
     def base_url(self, provider: Provider) -> str:
-        url = (self.settings.get(provider.base_url_env) if provider.base_url_env else None) or provider.base_url
+        url = (self.env.get(provider.base_url_env) if provider.base_url_env else None) or provider.base_url
         if not url:
             raise GatewayMisconfigured(f"provider {provider.name} has no base URL")
         return url.rstrip("/")
@@ -228,13 +258,13 @@ class Catalog:
         if provider.protocol == "bedrock":
             # IAM credentials come from the environment / role; a region is what we can check
             return bool(
-                self.settings.get("AWS_REGION")
-                or self.settings.get("AWS_DEFAULT_REGION")
-                or self.settings.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
+                self.env.get("AWS_REGION")
+                or self.env.get("AWS_DEFAULT_REGION")
+                or self.env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
             )
         if provider.key_optional:
             return bool(
-                self.provider_key(provider) or (provider.base_url_env and self.settings.get(provider.base_url_env))
+                self.provider_key(provider) or (provider.base_url_env and self.env.get(provider.base_url_env))
             )
         return bool(self.provider_key(provider))
 
@@ -298,7 +328,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 _cache: dict[str | None, dict[str, Any]] = {}
 
 
-def load_catalog(settings: Settings) -> Catalog:
+def load_catalog(settings: Settings, env: ProviderEnv | None = None) -> Catalog:
     """The catalog for these settings; the files are read once per process."""
     key = settings.catalog_path
     data = _cache.get(key)
@@ -313,4 +343,4 @@ def load_catalog(settings: Settings) -> Catalog:
                 ) from None
             data = _merge(data, extra)
         _cache[key] = data
-    return Catalog(data, settings)
+    return Catalog(data, settings, env)

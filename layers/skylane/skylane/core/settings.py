@@ -2,7 +2,7 @@
 
 Provider keys and base URLs use the providers' conventional names (`OPENAI_API_KEY`,
 `ANTHROPIC_BASE_URL`, ...) and are looked up through `Settings.env` so that a Secrets Manager
-secret (see `secrets.py`) can supply them on Lambda.
+secret (`ops.secrets.SecretEnv`, read at start-up, never from request code) can supply them on Lambda.
 """
 
 from __future__ import annotations
@@ -66,6 +66,9 @@ class Settings:
     image_fetch_timeout: float
     image_fetch_allow_http: bool
     settle_inline: bool
+    allow_unpriced: bool = False  # keys with credits or a monthly budget may use unpriced models
+    responses_table: str = "skylane-responses"  # stored Responses API responses (store: true)
+    responses_ttl_days: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -105,16 +108,10 @@ class Settings:
             image_fetch_allow_http=_bool(e.get("SKYLANE_IMAGE_ALLOW_HTTP"), False),
             # on Lambda the instance may freeze once the response is sent: settle before it
             settle_inline=_bool(e.get("SKYLANE_SETTLE_INLINE"), bool(e.get("AWS_LAMBDA_FUNCTION_NAME"))),
+            allow_unpriced=_bool(e.get("SKYLANE_ALLOW_UNPRICED"), False),
+            responses_table=e.get("SKYLANE_RESPONSES_TABLE", "skylane-responses"),
+            responses_ttl_days=_float(e, "SKYLANE_RESPONSES_TTL_DAYS", 30.0),
         )
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """A provider variable (key, base URL, region), from the environment or the secret."""
-        value = self.env.get(name)
-        if value:
-            return value
-        from skylane.ops.secrets import secret_value  # lazy: only deployed functions have a secret
-
-        return secret_value(self, name) or default
 
 
 @lru_cache(maxsize=1)

@@ -98,6 +98,7 @@ _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 
 logger = Logger(service=SERVICE, level=os.environ.get("SKYLANE_LOG_LEVEL", "INFO").upper(),
                 logger_formatter=_Formatter(utc=True))
+_log = logging.getLogger(SERVICE)  # the stdlib logger behind `logger` (typed: level checks, log())
 
 
 def configure_logging(level: str = "INFO") -> None:
@@ -109,8 +110,8 @@ def log_request(fields: dict[str, Any]) -> None:
     """The one log line of a request, then its metrics (flushed now: streams included)."""
     status = fields.get("status") or 200
     level = logging.INFO if status < 500 else logging.ERROR
-    if logger.isEnabledFor(level):
-        logger.log(level, "request", extra={"fields": fields})
+    if _log.isEnabledFor(level):
+        _log.log(level, "request", extra={"fields": fields})
     try:
         emit_metrics(fields)
     except Exception as exc:  # metrics must never fail a request
@@ -234,4 +235,5 @@ def lambda_handler(handler: Callable[[dict[str, Any], Any], Any]) -> Callable[[d
     def traced(event: dict[str, Any], context: Any) -> Any:
         return handler(event, context)
 
-    return traced
+    wrapped: Callable[[dict[str, Any], Any], Any] = traced
+    return wrapped

@@ -34,7 +34,8 @@ from skylane.core.catalog import Target
 from skylane.core.errors import SkylaneError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from skylane.core.settings import Settings
 from skylane.pipeline.router import budget_exhausted
-from skylane.providers.base import Adapter, CallContext, StreamTranslator, UpstreamRequest
+from skylane.providers.base import Adapter, CallContext, StreamTranslator
+from skylane.transport.base import UpstreamRequest
 from skylane.transport.http import get_client
 from skylane.transport.sse import decode_sse
 
@@ -163,8 +164,9 @@ class StreamHandle:
                 provider=self.provider,
             ) from None
 
-    async def chunks(self) -> AsyncIterator[dict[str, Any]]:
-        """The translated chunks: those already read, then the rest as they arrive."""
+    async def chunks(self) -> AsyncIterator[Any]:
+        """The translated chunks (internal chunk dicts; framed bytes for native relays): those already
+        read, then the rest as they arrive."""
         for c in self.pending:
             yield c
         self.pending = []

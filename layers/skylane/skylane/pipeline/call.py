@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
     from skylane.core.request import ChatRequest
-    from skylane.dialects.base import Dialect
+    from skylane.pipeline.contract import Dialect
     from skylane.pipeline.state import AppState
 
 __all__ = ["CLIENT_CLOSED_REQUEST", "Call"]
@@ -108,7 +108,7 @@ class Call:
         try:
             if res is not None and not res.settled:
                 if self.target is None or self.usage is None and self.status >= 400:
-                    await self.state.gate.limits.release(res)
+                    await self.state.gate.limits.release(res, self.target.model.id if self.target else None)
                 else:
                     await self.state.gate.limits.settle(res, self.target.model.id, self.usage, self.cost_micros)
         finally:

@@ -22,13 +22,15 @@ from skylane.core.catalog import Target
 from skylane.core.errors import PayloadTooLarge, SkylaneError, UpstreamError
 from skylane.core.redact import completion_text
 from skylane.core.request import ChatRequest
-from skylane.core.tokens import estimate_prompt_tokens, estimate_text_tokens
-from skylane.dialects.base import CallView, Dialect
+from skylane.core.tokens import estimate_prompt_tokens
 from skylane.pipeline.attempt import StreamHandle, complete, open_stream
+from skylane.pipeline.billing import priced_targets
 from skylane.pipeline.call import CLIENT_CLOSED_REQUEST, Call
+from skylane.pipeline.contract import CallView, Dialect
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.router import BUDGET_EXHAUSTED, budget_exhausted
 from skylane.pipeline.state import AppState
+from skylane.pipeline.usage import CompletionText, answer_text, complete_usage, with_cost
 from skylane.providers import get_adapter
 
 __all__ = ["error_response", "handle", "read_body"]
@@ -81,9 +83,7 @@ async def handle(request: Request, dialect: Dialect) -> Response:
         call.router.stream_ended("unknown")
         call.target = call.router.current
         if call.target is not None and call.req is not None:
-            prompt = estimate_prompt_tokens(call.req)
-            call.usage = {"prompt_tokens": prompt, "completion_tokens": 0, "total_tokens": prompt,
-                          "estimated": True}
+            call.usage = await complete_usage(call.req, call.target, None, finished=False)
             call.cost_micros = call.price(call.target, call.usage)
         await call.settle()
         return Response(status_code=CLIENT_CLOSED_REQUEST)
@@ -159,7 +159,9 @@ async def _handle(call: Call) -> Response:
     targets = call.router.targets(req.model, req.models)
     state.gate.auth.check_model(call.principal, targets[0].model.id)
     targets = [t for t in targets if state.gate.auth.may_use(call.principal, t.model.id)]
+    targets = priced_targets(call.principal, targets, settings)  # before any provider call
     first = targets[0]
+    await call.dialect.prepare(call, get_adapter(first.provider.protocol).native_for(call.dialect.name, first))
     out_tokens = req.output_limit or call.context(first).default_max_tokens
     call.reservation = await state.gate.limits.reserve(call.principal, estimate_prompt_tokens(req) + out_tokens)
     deadline = _deadline(call)
@@ -185,7 +187,7 @@ async def _complete(call: Call, req: ChatRequest, targets: list[Target], deadlin
 
     async def attempt(target: Target) -> tuple[Target, dict[str, Any], bool]:
         adapter = get_adapter(target.provider.protocol)
-        native = dialect.name in adapter.native_dialects
+        native = adapter.native_for(dialect.name, target)
         ctx = call.context(target, native)
         if native:
             ureq = adapter.build_native(dialect.name, req, target, ctx)
@@ -204,11 +206,14 @@ async def _complete(call: Call, req: ChatRequest, targets: list[Target], deadlin
         call.cost_micros = call.price(target, call.usage)
         body = dialect.native_answer(resp, view)
     else:
-        call.usage = resp.get("usage")
+        reported = resp.get("usage")
+        call.usage = await complete_usage(req, target, reported, "" if reported else answer_text(resp))
         call.cost_micros = call.price(target, call.usage)
+        resp["usage"] = call.usage = with_cost(call.usage, call.cost_micros)
         if call.answer is not None:
             call.answer.append(completion_text(resp.get("choices") or ()))
         body = dialect.answer(resp, view)
+    await dialect.keep(call, body)
     inline = call.state.settings.settle_inline
     if inline:
         # Lambda may freeze the instance as soon as the body is sent: bill before answering
@@ -226,7 +231,7 @@ async def _stream(call: Call, req: ChatRequest, targets: list[Target], deadline:
 
     async def attempt(target: Target) -> StreamHandle:
         adapter = get_adapter(target.provider.protocol)
-        native = dialect.name in adapter.native_dialects
+        native = adapter.native_for(dialect.name, target)
         ctx = call.context(target, native)
         if native:
             ureq = adapter.build_native(dialect.name, req, target, ctx)
@@ -257,29 +262,28 @@ async def _after_stream(call: Call, req: ChatRequest, handle: StreamHandle) -> N
         call.router.stream_ended("unknown")
         if not call.settled:
             call.status = CLIENT_CLOSED_REQUEST
-            call.usage = _usage_so_far(req, handle.translator.usage, 0)
+            call.usage = await complete_usage(req, handle.target, handle.translator.usage, finished=False)
             call.cost_micros = call.price(handle.target, call.usage)
             await call.settle()
 
 
 async def _events(call: Call, req: ChatRequest, handle: StreamHandle, deadline: float) -> AsyncIterator[bytes]:
     renderer = call.dialect.stream(CallView(handle.target.requested, req))
-    out_chars = 0
+    relayed = CompletionText()  # what the client was sent, for counting when the provider reports no usage
     finished = False
     verdict = "unknown"  # for the breaker: ok | failed | unknown (client left, budget used up)
+    kept = False  # the dialect's keep hook ran (once, before the client has the whole answer)
     try:
         async for c in handle.chunks():
-            if handle.native:  # already framed for the client's wire by the adapter's relay
+            if isinstance(c, bytes):  # a native relay: already framed for the client's wire
+                if not kept and handle.translator.final is not None:
+                    kept = True
+                    await call.dialect.keep(call, handle.translator.final)
                 yield c
                 if time.monotonic() > deadline:
                     raise budget_exhausted("stream")
                 continue
-            for choice in c["choices"]:
-                delta = choice.get("delta")
-                if delta:
-                    content = delta.get("content")
-                    if content:
-                        out_chars += len(content)
+            relayed.add_chunk(c)
             if call.answer is not None:
                 call.answer.append(completion_text(c["choices"]))
             out = renderer.chunk(c)
@@ -289,8 +293,14 @@ async def _events(call: Call, req: ChatRequest, handle: StreamHandle, deadline: 
                 raise budget_exhausted("stream")
         finished = True
         verdict = "ok"
-        call.usage = handle.translator.usage
-        yield renderer.end(call.usage)
+        call.usage = await complete_usage(req, handle.target, handle.translator.usage, relayed.text())
+        call.cost_micros = call.price(handle.target, call.usage)
+        call.usage = with_cost(call.usage, call.cost_micros)
+        closing = renderer.end(call.usage)
+        if not kept and renderer.final is not None:
+            kept = True
+            await call.dialect.keep(call, renderer.final)
+        yield closing
     except SkylaneError as exc:
         call.status = exc.status if exc.status >= 500 else 502
         if exc.code != BUDGET_EXHAUSTED:
@@ -309,25 +319,10 @@ async def _events(call: Call, req: ChatRequest, handle: StreamHandle, deadline: 
         with anyio.CancelScope(shield=True):
             await handle.aclose()  # drops the upstream connection if it is still open
             call.router.stream_ended(verdict)
-            if call.usage is None:
-                call.usage = handle.translator.usage
-            if not finished:
+            if not finished or call.usage is None:
                 # the client left or the stream broke: count at least what was served
-                call.usage = _usage_so_far(req, call.usage, out_chars)
-            call.cost_micros = call.price(handle.target, call.usage)
+                call.usage = await complete_usage(req, handle.target, handle.translator.usage, relayed.text(),
+                                                  finished=False)
+                call.cost_micros = call.price(handle.target, call.usage)
             await call.settle()
 
-
-def _usage_so_far(req: ChatRequest, reported: dict[str, Any] | None, out_chars: int) -> dict[str, Any]:
-    """Usage of a stream that did not finish: what the provider reported, or an estimate of
-    the prompt and the text sent so far, whichever is larger."""
-    usage = dict(reported or {})
-    prompt = int(usage.get("prompt_tokens") or 0)
-    completion = int(usage.get("completion_tokens") or 0)
-    est_prompt = estimate_prompt_tokens(req) if not prompt else prompt
-    est_completion = estimate_text_tokens(out_chars) if out_chars else 0
-    if reported is not None and prompt and completion >= est_completion:
-        return usage
-    usage.update(prompt_tokens=est_prompt, completion_tokens=max(completion, est_completion),
-                 total_tokens=est_prompt + max(completion, est_completion), estimated=True)
-    return usage

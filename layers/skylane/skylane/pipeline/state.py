@@ -8,6 +8,7 @@ from skylane.accounts.factory import build_gate
 from skylane.accounts.gate import Gate
 from skylane.core.catalog import Catalog, load_catalog
 from skylane.core.settings import Settings, get_settings
+from skylane.ops.secrets import SecretEnv
 from skylane.pipeline.router import Breaker
 
 __all__ = ["AppState"]
@@ -23,4 +24,4 @@ class AppState:
     @classmethod
     def build(cls, settings: Settings | None = None) -> AppState:
         settings = settings or get_settings()
-        return cls(settings=settings, catalog=load_catalog(settings), gate=build_gate(settings))
+        return cls(settings=settings, catalog=load_catalog(settings, SecretEnv(settings)), gate=build_gate(settings))

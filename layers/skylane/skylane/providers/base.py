@@ -18,23 +18,21 @@ import base64
 import binascii
 import json
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import (
     InvalidRequest,
-    ModelNotFound,
-    PayloadTooLarge,
     SkylaneError,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamTimeout,
-    UpstreamUnavailable,
 )
+from skylane.core.media import Media
+from skylane.transport.base import Transport, UpstreamRequest
+from skylane.transport.status import classify_status, parse_retry_after
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
+    from skylane.core.embedding import EmbeddingRequest
     from skylane.core.request import ChatRequest
     from skylane.core.settings import Settings
 
@@ -43,6 +41,7 @@ __all__ = [
     "append_turn",
     "CallContext",
     "Media",
+    "Send",
     "StreamTranslator",
     "Transport",
     "UpstreamRequest",
@@ -55,22 +54,9 @@ __all__ = [
 ]
 
 
-@dataclass(slots=True)
-class Media:
-    data: bytes
-    mime_type: str
-
-
-@dataclass
-class UpstreamRequest:
-    url: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    # for non-HTTP transports (Bedrock): the call's keyword arguments
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 FetchMedia = Callable[[str], Awaitable[Media]]
+# one upstream call through the pipeline's transport (timeouts, timing, error mapping): the parsed JSON answer
+Send = Callable[[UpstreamRequest], Awaitable[dict[str, Any]]]
 
 
 async def _no_fetch(url: str) -> Media:
@@ -102,6 +88,9 @@ class StreamTranslator:
 
     usage: dict[str, Any] | None = None
     done: bool = False  # set when the upstream said the stream is over
+    # native relays: the provider's whole final answer object when its protocol sends one (e.g. the
+    # Responses API's response.completed), for the dialect's `keep` hook
+    final: dict[str, Any] | None = None
 
     def feed(self, event: Any) -> list[dict[str, Any]]:
         raise NotImplementedError
@@ -109,16 +98,6 @@ class StreamTranslator:
     def finish(self) -> list[dict[str, Any]]:
         """Chunks still owed when the upstream stream ended (e.g. a held finish_reason)."""
         return []
-
-
-class Transport:
-    """A non-HTTP transport (Bedrock's boto3 client). Errors raised are SkylaneErrors."""
-
-    async def complete(self, request: UpstreamRequest, ctx: CallContext) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def stream(self, request: UpstreamRequest, ctx: CallContext) -> AsyncIterator[Any]:
-        raise NotImplementedError
 
 
 class Adapter:
@@ -133,6 +112,11 @@ class Adapter:
         raise NotImplementedError
 
     # ---- native passthrough (only for the dialects in `native_dialects`) ----------------------
+
+    def native_for(self, dialect: str, target: Target) -> bool:
+        """Whether `target` serves `dialect` natively (by default: every target of this protocol in
+        `native_dialects`; an adapter may narrow it per provider row)."""
+        return dialect in self.native_dialects
 
     def build_native(self, dialect: str, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
         """The upstream request for `req.wire` (the dialect's own body), sent as the client sent it."""
@@ -149,6 +133,16 @@ class Adapter:
 
     def parse_response(self, data: dict[str, Any], req: ChatRequest, target: Target) -> dict[str, Any]:
         raise NotImplementedError
+
+    # ---- embeddings (the pipeline's "embeddings" operation) -----------------------------------
+
+    embeddings: bool = False  # the protocol serves embeddings (see providers/embedding.py)
+
+    async def embed(self, req: EmbeddingRequest, target: Target, ctx: CallContext, send: Send) -> dict[str, Any]:
+        """The internal embeddings answer ({"data": [{"index", "embedding": [floats]}], "usage"}), made
+        with as many `send` calls as the provider's batch limit needs."""
+        raise InvalidRequest(f"Model '{target.requested}' does not support embeddings.", param="model",
+                             code="model_not_supported")
 
     def stream_translator(self, req: ChatRequest, target: Target) -> StreamTranslator:
         raise NotImplementedError
@@ -199,18 +193,6 @@ def parse_data_url(url: str) -> Media | None:
     return Media(data=data, mime_type=mime.lower())
 
 
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    for name in ("retry-after-ms", "retry-after"):
-        raw = headers.get(name)
-        if raw:
-            try:
-                value = float(raw)
-            except ValueError:
-                continue
-            return value / 1000 if name == "retry-after-ms" else value
-    return None
-
-
 def error_message(body: bytes, default: str) -> tuple[str, dict[str, Any]]:
     """A provider's error message from its JSON body ({"error": {"message"}} and kin)."""
     try:
@@ -227,39 +209,3 @@ def error_message(body: bytes, default: str) -> tuple[str, dict[str, Any]]:
     elif isinstance(err, str) and err:
         return err[:2000], data
     return default, data if isinstance(data, dict) else {}
-
-
-def classify_status(
-    status: int, message: str, *, provider: str, retry_after: float | None = None
-) -> SkylaneError:
-    """Map an upstream HTTP status to a Skylane error (by status, never by message text)."""
-    if status in (401, 403):
-        # never echo the provider's text: it may quote the key
-        return UpstreamError(
-            f"The gateway could not authenticate with provider '{provider}' (upstream {status}); "
-            "check the provider key configured on the gateway.",
-            provider=provider,
-            code="upstream_auth_failed",
-            retryable=False,
-        )
-    if status == 404:
-        return ModelNotFound(f"Provider '{provider}' answered 404: {message}", provider=provider, param="model")
-    if status == 408:
-        return UpstreamTimeout(f"Provider '{provider}' timed out: {message}", provider=provider)
-    if status == 413:
-        return PayloadTooLarge(f"Provider '{provider}' refused the request as too large: {message}",
-                               provider=provider)
-    if status == 429:
-        return UpstreamRateLimited(
-            f"Provider '{provider}' is rate limiting requests: {message}", provider=provider, retry_after=retry_after
-        )
-    if 400 <= status < 500:
-        return InvalidRequest(message, provider=provider, code="upstream_bad_request")
-    if status in (503, 529):
-        return UpstreamUnavailable(
-            f"Provider '{provider}' is overloaded or unavailable: {message}", provider=provider,
-            retry_after=retry_after,
-        )
-    if status == 504:
-        return UpstreamTimeout(f"Provider '{provider}' timed out: {message}", provider=provider)
-    return UpstreamError(f"Provider '{provider}' failed ({status}): {message}", provider=provider)

@@ -14,7 +14,6 @@ import weakref
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -29,7 +28,8 @@ from skylane.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from skylane.providers.base import CallContext, Transport, UpstreamRequest, classify_status, parse_retry_after
+from skylane.transport.base import Transport, TransportContext, UpstreamRequest
+from skylane.transport.status import classify_status, parse_retry_after
 
 if TYPE_CHECKING:
     from skylane.core.settings import Settings
@@ -84,7 +84,7 @@ def map_exception(exc: BaseException, provider: str) -> SkylaneError:
 
     if isinstance(exc, bx.ClientError):
         err = exc.response.get("Error") or {}
-        meta = exc.response.get("ResponseMetadata") or {}
+        meta: Any = exc.response.get("ResponseMetadata") or {}
         headers = meta.get("HTTPHeaders") or {}
         status = meta.get("HTTPStatusCode")
         return map_code(str(err.get("Code") or ""), str(err.get("Message") or ""),
@@ -159,7 +159,7 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
 
 
 def _provider_of(request: UpstreamRequest) -> str:
-    return urlsplit(request.url).netloc or "bedrock"
+    return request.provider or "bedrock"
 
 
 class _Opening:
@@ -186,14 +186,14 @@ class _Opening:
 
 
 class BedrockTransport(Transport):
-    async def _client(self, ctx: CallContext) -> Any:
+    async def _client(self, ctx: TransportContext) -> Any:
         from skylane.core.settings import get_settings
 
         settings = ctx.settings or get_settings()
         client = _clients.get(_client_key(settings))
         return client if client is not None else await _in_thread(get_client, settings)
 
-    async def complete(self, request: UpstreamRequest, ctx: CallContext) -> dict[str, Any]:
+    async def complete(self, request: UpstreamRequest, ctx: TransportContext) -> dict[str, Any]:
         provider = _provider_of(request)
         try:
             client = await self._client(ctx)
@@ -202,10 +202,10 @@ class BedrockTransport(Transport):
             raise map_exception(exc, provider) from None
         return dict(data)
 
-    def stream(self, request: UpstreamRequest, ctx: CallContext) -> AsyncIterator[Any]:
+    def stream(self, request: UpstreamRequest, ctx: TransportContext) -> AsyncIterator[Any]:
         return self._events(request, ctx)
 
-    async def _events(self, request: UpstreamRequest, ctx: CallContext) -> AsyncIterator[Any]:
+    async def _events(self, request: UpstreamRequest, ctx: TransportContext) -> AsyncIterator[Any]:
         provider = _provider_of(request)
         opening = _Opening()
         try:

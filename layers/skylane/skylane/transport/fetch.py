@@ -40,8 +40,8 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from skylane.core.errors import InvalidRequest
+from skylane.core.media import Media
 from skylane.core.settings import Settings
-from skylane.providers.base import Media
 
 __all__ = ["MAX_REDIRECTS", "address_refusal", "fetch_media", "literal_host_refusal"]
 
@@ -219,7 +219,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _media_type(resp: httpx.Response) -> str:
-    ctype = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    ctype = str(resp.headers.get("content-type", "")).split(";", 1)[0].strip().lower()
     if not ctype.startswith(("image/", "video/")):
         shown = ctype[:64] or "none"
         raise _refused(f"the content type '{shown}' is not an image or video")
