@@ -33,6 +33,8 @@ __all__ = [
     "InsufficientCredits",
     "InvalidRequest",
     "ModelNotFound",
+    "ModelNotPriced",
+    "MonthlyBudgetExceeded",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
@@ -116,6 +118,18 @@ class InsufficientCredits(SkylaneError):
     status = 402
     type = "insufficient_credits"
     code = "insufficient_credits"
+
+
+class MonthlyBudgetExceeded(InsufficientCredits):
+    """The key reached its monthly spend cap (resets on the 1st of the next UTC month)."""
+
+    code = "monthly_budget_exceeded"
+
+
+class ModelNotPriced(InsufficientCredits):
+    """A key with credits or a monthly budget asked for a model the catalog has no price for."""
+
+    code = "model_not_priced"
 
 
 class PermissionDenied(SkylaneError):

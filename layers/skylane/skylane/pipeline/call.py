@@ -127,6 +127,7 @@ class Call:
             "latency_ms": round((time.perf_counter() - self.t0) * 1000, 2),
             "prompt_tokens": usage.get("prompt_tokens"),
             "completion_tokens": usage.get("completion_tokens"),
+            "usage_estimated": bool(usage.get("estimated")),  # counted by the gateway (pipeline/usage.py)
             "cost_usd": self.cost_micros / 1_000_000,
         }
         if self.timing.first_token_at is not None:
