@@ -71,3 +71,102 @@ def test_operator_catalog_merges(tmp_path):
     assert c.lookup("openai/gpt-4o").display_name == "Renamed"
     with pytest.raises(ModelNotFound):
         c.lookup("openai/not-in-catalog")  # passthrough turned off
+
+
+# ---- the built-in catalog is complete and consistent -------------------------------------------
+
+_STYLES = {"openai", "anthropic_budget", "anthropic_adaptive", "gemini_budget", "gemini_level", "bedrock_anthropic",
+           "bedrock_nova", "deepseek"}
+_BUDGET_STYLES = {"anthropic_budget", "gemini_budget", "bedrock_anthropic"}
+
+
+def _builtin() -> dict:
+    from skylane.core import catalog as module
+
+    return json.loads(module._DATA.read_text())
+
+
+def test_every_builtin_row_is_complete_and_consistent():
+    data = _builtin()
+    providers = data["providers"]
+    ids = [row["id"] for row in data["models"]]
+    assert len(ids) == len(set(ids)), "duplicate model ids"
+    seen_aliases: dict[str, str] = {}
+    for row in data["models"]:
+        mid = row["id"]
+        provider, _, rest = mid.partition("/")
+        assert provider in providers and rest, f"{mid}: id must be provider/model with a known provider"
+        kind = row.get("kind", "chat")
+        assert kind in ("chat", "embedding"), mid
+        assert row.get("developer") and row.get("display_name"), mid
+        for alias in row.get("aliases", []):
+            assert alias not in seen_aliases, f"alias {alias} on {mid} and {seen_aliases.get(alias)}"
+            assert alias not in ids or alias == mid, f"alias {alias} of {mid} is another model's id"
+            seen_aliases[alias] = mid
+        ctx = row.get("context_window")
+        assert isinstance(ctx, int) and ctx > 0, f"{mid}: context_window"
+        assert set(row.get("capabilities", {})) >= {"vision", "video", "tools", "json", "reasoning"}, mid
+        price = row.get("pricing")
+        assert isinstance(price, dict) and "input" in price, f"{mid}: every built-in row is priced"
+        for name, value in price.items():
+            assert name in ("input", "output", "cached_input", "cache_write", "cache_write_1h"), f"{mid}: {name}"
+            assert isinstance(value, (int, float)) and value >= 0, f"{mid}: {name} = {value}"
+        if "cached_input" in price:
+            assert price["cached_input"] <= price["input"], f"{mid}: a cache hit costs more than input"
+        if "cache_write" in price:
+            assert price["cache_write"] >= price["input"] * 0.99, f"{mid}: cache write below input"
+        if "cache_write_1h" in price:
+            assert price["cache_write_1h"] >= price.get("cache_write", price["input"]), f"{mid}: 1h below 5m"
+        if kind == "embedding":
+            assert "output" not in price, f"{mid}: embeddings have no output price"
+            emb = row.get("embedding")
+            assert isinstance(emb, dict), f"{mid}: embedding object"
+            assert emb["dimensions"] > 0 and emb["max_input_tokens"] > 0 and emb["max_batch"] >= 1, mid
+            allowed = emb["allowed_dimensions"]
+            if isinstance(allowed, dict):
+                assert 1 <= allowed["min"] <= emb["dimensions"] <= allowed["max"], mid
+            else:
+                assert emb["dimensions"] in allowed and all(d > 0 for d in allowed), mid
+            assert "reasoning" not in row, mid
+        else:
+            assert "output" in price, f"{mid}: chat rows have an output price"
+            out = row.get("max_output_tokens")
+            assert isinstance(out, int) and 0 < out <= ctx, f"{mid}: max_output_tokens {out} vs context {ctx}"
+            assert "embedding" not in row, mid
+        reasoning = row.get("reasoning")
+        assert (reasoning is not None) == bool(row["capabilities"]["reasoning"]), f"{mid}: reasoning capability"
+        if reasoning is not None:
+            assert reasoning["style"] in _STYLES, f"{mid}: {reasoning['style']}"
+            levels = reasoning["levels"]
+            assert levels and all(isinstance(level, str) and level for level in levels), mid
+            assert reasoning.get("default", levels[0]) in levels, f"{mid}: default level"
+            if reasoning["style"] in _BUDGET_STYLES:
+                budget = reasoning["budget"]
+                assert 0 <= budget["min"] < budget["max"] < row["max_output_tokens"] + 1, f"{mid}: budget"
+        assert isinstance(row.get("deprecated", False), bool), mid
+
+
+def test_catalog_parses_every_field():
+    c = catalog()
+    opus = c.lookup("claude-opus-4-8")
+    assert opus.id == "anthropic/claude-opus-4-8" and opus.priced and opus.kind == "chat"
+    assert (opus.input_price, opus.output_price, opus.cached_input_price) == (5.0, 25.0, 0.5)
+    assert (opus.cache_write_price, opus.cache_write_1h_price) == (6.25, 10.0)
+    assert opus.reasoning is not None and opus.reasoning["style"] == "anthropic_adaptive"
+    assert opus.deprecated is True  # a legacy model on Anthropic's page, still served
+    emb = c.lookup("bedrock/amazon.titan-embed-text-v2:0")
+    assert emb.kind == "embedding" and emb.embedding is not None
+    assert emb.embedding["allowed_dimensions"] == [256, 512, 1024]
+    assert emb.detail()["pricing"]["output_per_million_usd"] is None and emb.detail()["embedding"]["max_batch"] == 1
+    # 1000 prompt tokens of which 200 cache hits, 300 written for 5 min, 100 for 1 h; 50 out
+    usage = {"prompt_tokens": 1000, "completion_tokens": 50,
+             "prompt_tokens_details": {"cached_tokens": 200, "cache_write_tokens": 300, "cache_write_1h_tokens": 100}}
+    assert opus.cost_of(usage) == round(400 * 5 + 200 * 0.5 + 300 * 6.25 + 100 * 10 + 50 * 25)
+    assert c.providers["mistral"].stream_usage is False and c.providers["mistral"].max_completion_tokens is False
+
+
+def test_agent_defaults_are_priced_rows():
+    c = catalog()
+    assert c.lookup("claude-opus-4-8").priced  # Claude Code's default model
+    sol = c.lookup("gpt-6.2-sol")  # Codex CLI's default model
+    assert sol.id == "openai/gpt-6.2-sol" and sol.priced and sol.cache_write_price == 2.5

@@ -2,7 +2,8 @@
 
 GET /v1/models, /models, /api/models          OpenAI list format
 GET /v1/models/{id}, /models/{id}, /api/models/{id}   one model (ids contain slashes)
-GET /v1/chat/models                           {"data": [{name, developer, display_name, max_tokens, vision}]}
+GET /v1/chat/models                           {"data": [{name, developer, display_name, max_tokens, vision}]},
+                                              chat models only (embedding models are listed by /v1/models)
 
 When a key is sent, only the models that key may use are listed.
 """
@@ -64,6 +65,7 @@ async def chat_models(request: Request) -> Response:
             "vision": m.vision,
         }
         for m in await _visible(request)
+        if m.kind == "chat"
     ]
     return JSONBytes({"data": data}, headers={"x-request-id": request_id(request)})
 
