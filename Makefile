@@ -11,11 +11,12 @@ PY := $(VENV)/bin/python
 PYTHON313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13; do \
   $$p -c 'import sys; assert sys.version_info[:2] == (3, 13)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 
-.PHONY: help run test lint bench deps clean java-check
+.PHONY: help run test test-unit lint bench deps clean java-check
 
 help:
 	@echo "make run    serve the gateway on http://$(HOST):$(PORT) (installs everything first)"
 	@echo "make test   install what tests need and run the whole suite"
+	@echo "make test-unit  the fast unit tests only"
 	@echo "make bench  run the benchmark (bench/)"
 
 $(VENV)/.installed: pyproject.toml
@@ -44,6 +45,11 @@ run: deps node_modules/.installed java-check
 
 lint: deps
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+# the fast part: translations, router decisions, accounts on moto; no servers (seconds)
+test-unit: deps
+	$(PY) -m pytest -q -p no:cacheprovider -m "not integration" tests
 
 # the Node clients (OpenAI Node SDK, Vercel AI SDK) that tests/integration/test_clients_node.py drives
 tests/clients/node_modules/.installed: tests/clients/package.json tests/clients/package-lock.json
