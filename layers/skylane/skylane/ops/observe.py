@@ -41,7 +41,6 @@ __all__ = [
     "lambda_handler",
     "log_request",
     "logger",
-    "request_context",
 ]
 
 SERVICE = "skylane"
@@ -60,11 +59,6 @@ METRICS: dict[str, tuple[str, str]] = {
 
 _context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("skylane_request_context",
                                                                                default=None)
-
-
-def request_context() -> dict[str, str]:
-    """The Lambda invocation ids of the request being served ({} outside one)."""
-    return dict(_context.get() or {})
 
 
 # ---- logs ------------------------------------------------------------------------------------------

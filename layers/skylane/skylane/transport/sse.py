@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DONE", "SSEEvent", "decode_sse", "encode_done", "encode_event", "encode_json"]
+__all__ = ["DONE", "SSEEvent", "decode_sse", "encode_event", "encode_json"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -88,7 +88,3 @@ def encode_json(obj: Any) -> bytes:
 
 def encode_event(obj: dict[str, Any]) -> bytes:
     return b"data: " + encode_json(obj) + b"\n\n"
-
-
-def encode_done() -> bytes:
-    return DONE
