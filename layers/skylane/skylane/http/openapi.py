@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from skylane.core.embedding import EmbeddingRequest
 from skylane.core.request import ChatRequest
 from skylane.core.settings import Settings
 
@@ -118,7 +119,8 @@ class ChatModelList(BaseModel):
     data: list[ChatModel]
 
 
-_MODELS: list[type[BaseModel]] = [ChatRequest, ErrorResponse, ChatCompletion, ChatCompletionChunk, ModelList,
+_MODELS: list[type[BaseModel]] = [ChatRequest, EmbeddingRequest, ErrorResponse, ChatCompletion, ChatCompletionChunk,
+                                  ModelList,
                                   ChatModelList]
 
 

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from skylane.dialects.base import Dialect
 from skylane.dialects.chat import CHAT
+from skylane.dialects.embeddings import EMBEDDING_PATHS, EMBEDDINGS_DIALECT
 from skylane.pipeline.flow import handle
 
 __all__ = ["COMPLETION_PATHS", "add_completion_routes", "add_dialect_routes"]
@@ -35,3 +36,5 @@ def add_dialect_routes(app: FastAPI, dialect: Dialect, paths: Sequence[str], *, 
 def add_completion_routes(app: FastAPI) -> None:
     add_dialect_routes(app, CHAT, COMPLETION_PATHS, summary="Create a chat completion (OpenAI-compatible)",
                        schema_ref="ChatRequest")
+    add_dialect_routes(app, EMBEDDINGS_DIALECT, EMBEDDING_PATHS, summary="Create embeddings (OpenAI-compatible)",
+                       schema_ref="EmbeddingRequest")

@@ -57,6 +57,9 @@ class StreamRenderer(ABC):
 
 class Dialect(ABC):
     name: str = ""
+    # what its calls do (skylane.pipeline.operations): "chat" (adapters' build_request/parse_response)
+    # or "embeddings" (adapters' embed); the model's catalog kind must fit it
+    operation: str = "chat"
 
     @abstractmethod
     def parse(self, body: bytes, settings: Settings) -> ChatRequest: ...

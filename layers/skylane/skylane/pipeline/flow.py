@@ -27,6 +27,7 @@ from skylane.pipeline.attempt import StreamHandle, complete, open_stream
 from skylane.pipeline.billing import priced_targets
 from skylane.pipeline.call import CLIENT_CLOSED_REQUEST, Call
 from skylane.pipeline.contract import CallView, Dialect
+from skylane.pipeline.operations import EMBEDDINGS, embed_attempt, targets_for
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.router import BUDGET_EXHAUSTED, budget_exhausted
 from skylane.pipeline.state import AppState
@@ -159,10 +160,11 @@ async def _handle(call: Call) -> Response:
     targets = call.router.targets(req.model, req.models)
     state.gate.auth.check_model(call.principal, targets[0].model.id)
     targets = [t for t in targets if state.gate.auth.may_use(call.principal, t.model.id)]
+    targets = targets_for(call.dialect.operation, targets)  # the model kind the operation needs
     targets = priced_targets(call.principal, targets, settings)  # before any provider call
     first = targets[0]
     await call.dialect.prepare(call, get_adapter(first.provider.protocol).native_for(call.dialect.name, first))
-    out_tokens = req.output_limit or call.context(first).default_max_tokens
+    out_tokens = req.output_limit if req.output_limit is not None else call.context(first).default_max_tokens
     call.reservation = await state.gate.limits.reserve(call.principal, estimate_prompt_tokens(req) + out_tokens)
     deadline = _deadline(call)
     if req.stream:
@@ -189,6 +191,8 @@ async def _complete(call: Call, req: ChatRequest, targets: list[Target], deadlin
         adapter = get_adapter(target.provider.protocol)
         native = adapter.native_for(dialect.name, target)
         ctx = call.context(target, native)
+        if dialect.operation == EMBEDDINGS:
+            return target, await embed_attempt(req, target, ctx, call.state.settings, call.timing, deadline), False
         if native:
             ureq = adapter.build_native(dialect.name, req, target, ctx)
         else:

@@ -73,6 +73,7 @@ from skylane.core.errors import (
 from skylane.providers.base import (
     Adapter,
     CallContext,
+    Send,
     StreamTranslator,
     UpstreamRequest,
     error_message,
@@ -83,6 +84,7 @@ from skylane.transport.bedrock import BedrockTransport, get_client, map_code, ma
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
+    from skylane.core.embedding import EmbeddingRequest
     from skylane.core.request import ChatRequest
 
 __all__ = ["ADAPTER", "BedrockAdapter", "BedrockStream", "BedrockTransport", "build_converse", "get_client",
@@ -241,6 +243,12 @@ class BedrockStream(StreamTranslator):
 
 class BedrockAdapter(Adapter):
     protocol = "bedrock"
+    embeddings = True
+
+    async def embed(self, req: EmbeddingRequest, target: Target, ctx: CallContext, send: Send) -> dict[str, Any]:
+        from skylane.providers.bedrock_embeddings import embed  # lazy: chat calls never load it
+
+        return await embed(req, target, ctx, send)
     uses_base_url = False  # boto3 finds the endpoint (AWS_ENDPOINT_URL_BEDROCK_RUNTIME or the region)
 
     def __init__(self) -> None:

@@ -16,6 +16,7 @@ from skylane.core.errors import SkylaneError, UpstreamError
 from skylane.providers.base import (
     Adapter,
     CallContext,
+    Send,
     StreamTranslator,
     UpstreamRequest,
     classify_status,
@@ -26,6 +27,7 @@ from skylane.transport.sse import SSEEvent
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
+    from skylane.core.embedding import EmbeddingRequest
     from skylane.core.request import ChatRequest
 
 __all__ = ["ADAPTER", "OpenAIAdapter", "OpenAIStream"]
@@ -102,6 +104,12 @@ def _stream_error(obj: dict[str, Any], provider: str) -> SkylaneError:
 
 class OpenAIAdapter(Adapter):
     protocol = "openai"
+    embeddings = True
+
+    async def embed(self, req: EmbeddingRequest, target: Target, ctx: CallContext, send: Send) -> dict[str, Any]:
+        from skylane.providers.openai_embeddings import embed  # lazy: chat calls never load it
+
+        return await embed(req, target, ctx, send)
 
     async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
         body = dict(req.raw) if req.raw else req.model_dump(exclude_unset=True, by_alias=True)

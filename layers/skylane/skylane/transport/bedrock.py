@@ -9,6 +9,7 @@ to Skylane errors by their error code, never by message text.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -34,7 +35,7 @@ from skylane.transport.status import classify_status, parse_retry_after
 if TYPE_CHECKING:
     from skylane.core.settings import Settings
 
-__all__ = ["BedrockTransport", "get_client", "map_code", "map_exception"]
+__all__ = ["INVOKE_MODEL", "BedrockTransport", "get_client", "map_code", "map_exception"]
 
 _AUTH_CODES = {"AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException",
                "InvalidSignatureException", "IncompleteSignature", "MissingAuthenticationToken",
@@ -158,6 +159,10 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
     return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True, limiter=_limiter())
 
 
+# `UpstreamRequest.extra["operation"]` for InvokeModel (a model's native body) instead of Converse
+INVOKE_MODEL = "invoke_model"
+
+
 def _provider_of(request: UpstreamRequest) -> str:
     return request.provider or "bedrock"
 
@@ -194,6 +199,8 @@ class BedrockTransport(Transport):
         return client if client is not None else await _in_thread(get_client, settings)
 
     async def complete(self, request: UpstreamRequest, ctx: TransportContext) -> dict[str, Any]:
+        if request.extra.get("operation") == INVOKE_MODEL:
+            return await self.invoke_model(request, ctx)
         provider = _provider_of(request)
         try:
             client = await self._client(ctx)
@@ -201,6 +208,32 @@ class BedrockTransport(Transport):
         except Exception as exc:
             raise map_exception(exc, provider) from None
         return dict(data)
+
+    async def invoke_model(self, request: UpstreamRequest, ctx: TransportContext) -> dict[str, Any]:
+        """InvokeModel with a model's own JSON body (`extra`: modelId, body; e.g. embeddings models):
+        {"body": the answer's JSON, "headers": the HTTP response headers (token counts are there)}."""
+        provider = _provider_of(request)
+        kwargs = {k: v for k, v in request.extra.items() if k != "operation"}
+        kwargs.setdefault("contentType", "application/json")
+        kwargs.setdefault("accept", "application/json")
+
+        def call(client: Any) -> dict[str, Any]:
+            resp = client.invoke_model(**kwargs)
+            raw = resp["body"].read()
+            headers = (resp.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+            return {"raw": raw, "headers": dict(headers)}
+
+        try:
+            client = await self._client(ctx)
+            out = await _in_thread(call, client)
+        except Exception as exc:
+            raise map_exception(exc, provider) from None
+        try:
+            body = json.loads(out["raw"])
+        except (ValueError, UnicodeDecodeError):
+            raise UpstreamError(f"Provider '{provider}' answered with a body that is not JSON.",
+                                provider=provider) from None
+        return {"body": body, "headers": out["headers"]}
 
     def stream(self, request: UpstreamRequest, ctx: TransportContext) -> AsyncIterator[Any]:
         return self._events(request, ctx)
