@@ -57,7 +57,8 @@ def expected_usage(fake: FakeAnthropic) -> dict[str, Any]:
     assert u["cache_creation_input_tokens"] == CACHE_CREATION and u["cache_read_input_tokens"] == CACHE_READ
     prompt = u["input_tokens"] + CACHE_CREATION + CACHE_READ
     return {"prompt_tokens": prompt, "completion_tokens": u["output_tokens"],
-            "total_tokens": prompt + u["output_tokens"], "prompt_tokens_details": {"cached_tokens": CACHE_READ}}
+            "total_tokens": prompt + u["output_tokens"],
+            "prompt_tokens_details": {"cached_tokens": CACHE_READ, "cache_write_tokens": CACHE_CREATION}}
 
 
 def raw_stream(base: str, body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -206,7 +206,7 @@ def test_sampling_parameters_stop_user_and_stream():
                  stream_options={"include_usage": True})
     assert body == {"model": "claude-sonnet-4-20250514", "max_tokens": 77,
                     "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
-                    "temperature": 0.2, "top_p": 0.9, "stop_sequences": ["END"],
+                    "temperature": 0.2, "stop_sequences": ["END"],  # top_p dropped: recent Claude refuse both
                     "metadata": {"user_id": "user-42"}, "stream": True}
     assert build(stop=["a", "b"], max_tokens=9)["stop_sequences"] == ["a", "b"]
     assert build(max_tokens=9)["max_tokens"] == 9
@@ -298,7 +298,8 @@ def test_parse_recorded_message_with_thinking_text_and_tools():
          "function": {"name": "get_time", "arguments": '{"tz": "America/Los_Angeles"}'}},
     ]
     assert resp["usage"] == {"prompt_tokens": 472 + 30 + 1024, "completion_tokens": 89,
-                             "total_tokens": 472 + 30 + 1024 + 89, "prompt_tokens_details": {"cached_tokens": 1024}}
+                             "total_tokens": 472 + 30 + 1024 + 89,
+                             "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 30}}
     assert resp["model"] == MODEL
 
 
@@ -370,7 +371,7 @@ async def test_recorded_stream_dense_tool_indexes_and_usage():
     finishes = [c["choices"][0]["finish_reason"] for c in chunks]
     assert finishes[-1] == "tool_calls" and all(f is None for f in finishes[:-1])
     assert tr.usage == {"prompt_tokens": 1526, "completion_tokens": 89, "total_tokens": 1615,
-                        "prompt_tokens_details": {"cached_tokens": 1024}}
+                        "prompt_tokens_details": {"cached_tokens": 1024, "cache_write_tokens": 30}}
 
 
 def test_usage_comes_from_message_start_then_message_delta_never_invented():

@@ -24,25 +24,44 @@ def usage(
     cached: int | None = None,
     reasoning: int | None = None,
     total: int | None = None,
+    cache_write: int | None = None,
+    cache_write_1h: int | None = None,
 ) -> dict[str, Any]:
+    """OpenAI usage; prompt includes cached and cache-written tokens. cache_write (5-minute tier) and
+    cache_write_1h appear in prompt_tokens_details only when nonzero."""
     out: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": total if total is not None else prompt + completion,
     }
-    if cached is not None:
-        out["prompt_tokens_details"] = {"cached_tokens": cached}
+    if cached is not None or cache_write or cache_write_1h:
+        details: dict[str, Any] = {"cached_tokens": cached or 0}
+        if cache_write:
+            details["cache_write_tokens"] = cache_write
+        if cache_write_1h:
+            details["cache_write_1h_tokens"] = cache_write_1h
+        out["prompt_tokens_details"] = details
     if reasoning is not None:
         out["completion_tokens_details"] = {"reasoning_tokens": reasoning}
     return out
 
 
 def message(
-    content: str | None, tool_calls: list[dict[str, Any]] | None = None, refusal: str | None = None
+    content: str | None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    refusal: str | None = None,
+    *,
+    reasoning: str | None = None,
+    details: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """An assistant message; `reasoning_content` / `reasoning_details` only when there is reasoning."""
     msg: dict[str, Any] = {"role": "assistant", "content": content, "refusal": refusal}
     if tool_calls:
         msg["tool_calls"] = tool_calls
+    if reasoning:
+        msg["reasoning_content"] = reasoning
+    if details:
+        msg["reasoning_details"] = details
     return msg
 
 

@@ -63,9 +63,16 @@ class _Model(BaseModel):
 # ---- content parts -------------------------------------------------------------------------
 
 
+# a cache breakpoint after this part / message / tool: {"type": "ephemeral", "ttl"?: "5m" | "1h"}
+# (OpenRouter / Anthropic convention), or OpenAI's prompt_cache_breakpoint {"mode": "explicit", "ttl"?}
+CacheMark = dict[str, Any] | None
+
+
 class TextPart(_Model):
     type: Literal["text"]
     text: str
+    cache_control: CacheMark = None
+    prompt_cache_breakpoint: CacheMark = None
 
 
 # a data URL is `data:<type>;base64,<standard base64>` (what every adapter can decode)
@@ -73,13 +80,15 @@ _DATA_URL = r"data:[^,]*;base64,(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za
 
 
 class ImageURL(_Model):
-    url: Annotated[str, Field(min_length=1, pattern=rf"^(https?://|{_DATA_URL})")]
+    url: Annotated[str, Field(min_length=1, pattern=rf"^(https?://|gs://|{_DATA_URL})")]
     detail: Literal["auto", "low", "high"] | None = None
 
 
 class ImagePart(_Model):
     type: Literal["image_url"]
     image_url: ImageURL
+    cache_control: CacheMark = None
+    prompt_cache_breakpoint: CacheMark = None
 
 
 class InputAudio(_Model):
@@ -101,6 +110,8 @@ class FileData(_Model):
 class FilePart(_Model):
     type: Literal["file"]
     file: FileData
+    cache_control: CacheMark = None
+    prompt_cache_breakpoint: CacheMark = None
 
 
 class VideoURL(_Model):
@@ -139,18 +150,21 @@ class ToolCall(_Model):
 
 class SystemMessage(_Model):
     role: Literal["system"]
+    cache_control: CacheMark = None
     content: str | list[TextPart]
     name: str | None = None
 
 
 class DeveloperMessage(_Model):
     role: Literal["developer"]
+    cache_control: CacheMark = None
     content: str | list[TextPart]
     name: str | None = None
 
 
 class UserMessage(_Model):
     role: Literal["user"]
+    cache_control: CacheMark = None
     content: str | list[ContentPart]
     name: str | None = None
 
@@ -162,12 +176,18 @@ class AssistantMessage(_Model):
     refusal: str | None = None
     name: str | None = None
     function_call: FunctionCall | None = None
+    # reasoning the gateway returned with this message, echoed back by clients (OpenRouter's fields):
+    # reasoning_details items carry Anthropic thinking signatures / Gemini thought signatures
+    reasoning_content: str | None = None
+    reasoning_details: list[dict[str, Any]] | None = None
+    cache_control: CacheMark = None
 
 
 class ToolMessage(_Model):
     role: Literal["tool"]
     content: str | list[TextPart]
     tool_call_id: str
+    cache_control: CacheMark = None
 
 
 class FunctionMessage(_Model):
@@ -186,7 +206,9 @@ Message = Annotated[
 
 
 class FunctionDef(_Model):
-    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.\-]{1,64}$")]
+    # any printable name (MCP-style "server.tool", spaces): adapters map names outside a provider's
+    # pattern reversibly (providers/base.py ToolNames)
+    name: Annotated[str, Field(pattern=r"^[^\x00-\x1f]{1,256}$")]
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
@@ -195,6 +217,7 @@ class FunctionDef(_Model):
 class Tool(_Model):
     type: Literal["function"]
     function: FunctionDef
+    cache_control: CacheMark = None
 
 
 class NamedFunction(_Model):
@@ -264,6 +287,10 @@ class ChatRequest(_Model):
     parallel_tool_calls: bool | None = None
     response_format: ResponseFormat | None = None
     reasoning_effort: str | None = None
+    # prompt caching (OpenAI): passed to providers that take them, dropped elsewhere
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    prompt_cache_options: dict[str, Any] | None = None
     # the body as the client sent it (model filled in), for faithful passthrough
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
     # the body in the wire format of the dialect it came in (None: the chat-completions body itself),

@@ -49,8 +49,11 @@ from typing import TYPE_CHECKING, Any
 
 from skylane.core import answer as schema
 from skylane.core.errors import SkylaneError, UpstreamError
+from skylane.providers.anthropic_native import AnthropicNative
 from skylane.providers.anthropic_request import JSON_TOOL, build_body, json_mode
+from skylane.providers.anthropic_thinking import FORMAT, detail_of, wants_thinking
 from skylane.providers.base import (
+    NAME_ANTHROPIC,
     Adapter,
     CallContext,
     StreamTranslator,
@@ -58,7 +61,9 @@ from skylane.providers.base import (
     classify_status,
     error_message,
     parse_retry_after,
+    tool_names,
 )
+from skylane.providers.reasoning import thinking_to_id
 from skylane.transport.sse import SSEEvent
 
 if TYPE_CHECKING:
@@ -98,9 +103,15 @@ _ERROR_STATUS: dict[str, int] = {
 
 
 def usage_from(u: Mapping[str, Any]) -> dict[str, Any]:
+    """prompt = input + cache creation + cache read; cache_write_tokens = the 5-minute writes,
+    cache_write_1h_tokens = cache_creation.ephemeral_1h_input_tokens."""
     cache_read = int(u.get("cache_read_input_tokens") or 0)
-    prompt = int(u.get("input_tokens") or 0) + int(u.get("cache_creation_input_tokens") or 0) + cache_read
-    return schema.usage(prompt, int(u.get("output_tokens") or 0), cached=cache_read)
+    written = int(u.get("cache_creation_input_tokens") or 0)
+    tiers = u.get("cache_creation") if isinstance(u.get("cache_creation"), Mapping) else {}
+    hour = min(int(tiers.get("ephemeral_1h_input_tokens") or 0), written)
+    prompt = int(u.get("input_tokens") or 0) + written + cache_read
+    return schema.usage(prompt, int(u.get("output_tokens") or 0), cached=cache_read, cache_write=written - hour,
+                        cache_write_1h=hour)
 
 
 def _finish(stop_reason: Any, json_only: bool) -> str:
@@ -116,26 +127,41 @@ def parse_message(data: dict[str, Any], req: ChatRequest, target: Target) -> dic
     if not isinstance(blocks, list):
         raise UpstreamError(f"Provider '{provider}' answered without content.", provider=provider)
     wants_json = json_mode(req)
+    names = {wire: name for name, wire in tool_names(req, NAME_ANTHROPIC).items()}
+    shown = wants_thinking(req, target)  # thinking blocks without it come only from a misconfigured proxy
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    thinking: list[dict[str, Any]] = []  # the turn's thinking blocks, as Anthropic sent them
+    details: list[dict[str, Any]] = []
     json_answer: str | None = None
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             texts.append(str(block.get("text") or ""))
+        elif kind in ("thinking", "redacted_thinking") and shown:
+            item = detail_of(block, len(details))
+            if item is not None:
+                details.append(item)
+                thinking.append(block)
         elif kind == "tool_use":
             args = json.dumps(block.get("input") or {}, ensure_ascii=False)
             if wants_json and block.get("name") == JSON_TOOL:
                 json_answer = args
                 continue
-            calls.append({"id": block.get("id"), "type": "function",
-                          "function": {"name": block.get("name"), "arguments": args}})
+            call_id = str(block.get("id") or "")
+            calls.append({"id": thinking_to_id(call_id, thinking) if not calls else call_id, "type": "function",
+                          "function": {"name": names.get(block.get("name"), block.get("name")), "arguments": args}})
     if json_answer is not None and not calls:
         content: str | None = json_answer
     else:
         content = "".join(texts) if texts or not calls else None
     finish = _finish(data.get("stop_reason"), json_answer is not None and not calls)
-    choice = {"index": 0, "message": schema.message(content, calls or None), "finish_reason": finish}
+    refusal = None
+    if data.get("stop_reason") == "refusal":  # the explanation goes where OpenAI puts refusals
+        refusal, content = content or "The model declined to answer.", None
+    reasoning = "".join(d.get("text") or "" for d in details)
+    choice = {"index": 0, "message": schema.message(content, calls or None, refusal, reasoning=reasoning,
+                                                    details=details), "finish_reason": finish}
     raw_usage = data.get("usage")
     return schema.completion(model=target.requested, choices=[choice],
                              usage=usage_from(raw_usage) if isinstance(raw_usage, dict) else None)
@@ -147,9 +173,14 @@ def parse_message(data: dict[str, Any], req: ChatRequest, target: Target) -> dic
 class AnthropicStream(StreamTranslator):
     """Anthropic stream events → OpenAI chunk dicts (stateful: block kinds, dense tool indexes)."""
 
-    def __init__(self, provider: str, json_mode: bool) -> None:
+    def __init__(self, provider: str, json_mode: bool, names: dict[str, str] | None = None,
+                 thinking: bool = False) -> None:
+        self.show_thinking = thinking
         self.provider = provider
         self.json_mode = json_mode
+        self._names = names or {}  # wire name → the client's name
+        self._thinking: list[dict[str, Any]] = []  # this turn's thinking blocks (for the first tool-call id)
+        self._args_seen: set[int] = set()
         self.usage: dict[str, Any] | None = None
         self._raw_usage: dict[str, Any] = {}
         self._blocks: dict[int, tuple[str, int]] = {}  # content index → (kind, tool index)
@@ -194,7 +225,9 @@ class AnthropicStream(StreamTranslator):
         if kind == "message_stop":
             self.done = True
             return self._final(None)
-        return []  # ping, content_block_stop, and event types added later
+        if kind == "content_block_stop":
+            return self._block_stop(int(obj.get("index", 0)))
+        return []  # ping and event types added later
 
     def _block_start(self, index: int, block: dict[str, Any]) -> list[dict[str, Any]]:
         kind = block.get("type")
@@ -210,10 +243,27 @@ class AnthropicStream(StreamTranslator):
             n = self._tools
             self._tools += 1
             self._blocks[index] = ("tool", n)
-            call = {"index": n, "id": block.get("id"), "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""}}
+            call_id = str(block.get("id") or "")
+            call = {"index": n, "id": thinking_to_id(call_id, self._thinking) if n == 0 else call_id,
+                    "type": "function",
+                    "function": {"name": self._names.get(block.get("name"), block.get("name")), "arguments": ""}}
             return [self._chunk({"tool_calls": [call]})]
-        self._blocks[index] = ("ignore", -1)  # thinking, redacted_thinking, server tools
+        if kind in ("thinking", "redacted_thinking") and self.show_thinking:
+            self._blocks[index] = ("thinking", len(self._thinking))
+            self._thinking.append(dict(block))
+            if kind == "redacted_thinking":
+                item = detail_of(block, len(self._thinking) - 1)
+                return [self._chunk({"reasoning_details": [item]})] if item else []
+            text = block.get("thinking")
+            return [self._chunk({"reasoning_content": text})] if text else []
+        self._blocks[index] = ("ignore", -1)  # server tools and block kinds added later
+        return []
+
+    def _block_stop(self, index: int) -> list[dict[str, Any]]:
+        kind, n = self._blocks.get(index, ("ignore", -1))
+        if kind == "tool" and index not in self._args_seen:  # no input at all: still valid JSON
+            self._args_seen.add(index)
+            return [self._chunk({"tool_calls": [{"index": n, "function": {"arguments": "{}"}}]})]
         return []
 
     def _block_delta(self, index: int, delta: dict[str, Any]) -> list[dict[str, Any]]:
@@ -222,15 +272,27 @@ class AnthropicStream(StreamTranslator):
         if dtype == "text_delta" and kind == "text":
             text = delta.get("text")
             return [self._chunk({"content": text})] if text else []
+        if kind == "thinking":
+            block = self._thinking[n]
+            if dtype == "thinking_delta" and delta.get("thinking"):
+                block["thinking"] = str(block.get("thinking") or "") + delta["thinking"]
+                return [self._chunk({"reasoning_content": delta["thinking"]})]
+            if dtype == "signature_delta" and delta.get("signature"):
+                block["signature"] = str(block.get("signature") or "") + delta["signature"]
+                return [self._chunk({"reasoning_details": [{
+                    "type": "reasoning.text", "text": "", "signature": delta["signature"], "format": FORMAT,
+                    "index": n}]})]
+            return []
         if dtype == "input_json_delta":
             part = delta.get("partial_json")
             if not part:
                 return []
             if kind == "tool":
+                self._args_seen.add(index)
                 return [self._chunk({"tool_calls": [{"index": n, "function": {"arguments": part}}]})]
             if kind == "json":
                 return [self._chunk({"content": part})]
-        return []  # thinking_delta, signature_delta, citations_delta
+        return []  # citations_delta and delta kinds added later
 
     def _final(self, stop_reason: Any) -> list[dict[str, Any]]:
         if self._finished:
@@ -273,8 +335,13 @@ def _event_error(obj: Any, provider: str, *, stream: bool) -> SkylaneError:
     return exc
 
 
-class AnthropicAdapter(Adapter):
+class AnthropicAdapter(AnthropicNative, Adapter):
+    """Chat translation here; the Messages dialect's native passthrough in anthropic_native.py."""
+
     protocol = "anthropic"
+
+    def native_stream_error(self, obj: Any, provider: str) -> SkylaneError:
+        return _event_error(obj, provider, stream=True)
 
     async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
         body = build_body(req, target, ctx.default_max_tokens)
@@ -289,7 +356,8 @@ class AnthropicAdapter(Adapter):
         return parse_message(data, req, target)
 
     def stream_translator(self, req: ChatRequest, target: Target) -> StreamTranslator:
-        return AnthropicStream(target.provider.name, json_mode(req))
+        names = {wire: name for name, wire in tool_names(req, NAME_ANTHROPIC).items()}
+        return AnthropicStream(target.provider.name, json_mode(req), names, wants_thinking(req, target))
 
     def map_error(self, status: int, body: bytes, headers: Mapping[str, str], provider: str) -> SkylaneError:
         message, _ = error_message(body, f"upstream returned HTTP {status}")

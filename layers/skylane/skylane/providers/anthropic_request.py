@@ -7,7 +7,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import InvalidRequest, UnsupportedParameter
-from skylane.providers.base import append_turn, content_text, parse_data_url
+from skylane.providers.anthropic_thinking import assistant_thinking, thinking_fields
+from skylane.providers.base import NAME_ANTHROPIC, append_turn, content_text, parse_data_url, tool_names, wire_name
+from skylane.providers.reasoning import blank, cache_mark, original_id
 
 __all__ = ["JSON_TOOL", "build_body", "build_messages", "json_mode", "tool_id"]
 
@@ -22,7 +24,19 @@ _PERMISSIVE_OBJECT: dict[str, Any] = {"type": "object", "additionalProperties": 
 
 
 def tool_id(call_id: str) -> str:
-    return _ID_BAD.sub("_", call_id) or "toolu_empty"
+    return _ID_BAD.sub("_", original_id(call_id)) or "toolu_empty"
+
+
+def _marked(block: dict[str, Any], obj: Any) -> dict[str, Any]:
+    """The block with the cache breakpoint `obj` (a part, message or tool) asks for after it."""
+    mark = cache_mark(obj)
+    if mark is not None:
+        block["cache_control"] = mark
+    return block
+
+
+def thinking_on(fields: dict[str, Any]) -> bool:
+    return (fields.get("thinking") or {}).get("type") in ("enabled", "adaptive")
 
 
 def json_mode(req: ChatRequest) -> bool:
@@ -77,23 +91,26 @@ def _arguments(raw: str, param: str) -> dict[str, Any]:
 def _user_part(part: Any, param: str, target: Target) -> dict[str, Any] | None:
     kind = part.type
     if kind == "text":
-        return {"type": "text", "text": part.text} if part.text else None
+        return None if blank(part.text) else _marked({"type": "text", "text": part.text}, part)
     if kind == "image_url":
         if not target.model.vision:
             raise InvalidRequest(f"Model '{target.requested}' does not accept image input.", param=param,
                                  code="unsupported_content")
         url = part.image_url.url
+        if url.startswith("gs://"):
+            raise InvalidRequest("gs:// image URLs are for Gemini; Anthropic takes data URLs or https URLs.",
+                                 param=param, code="unsupported_content")
         media = parse_data_url(url)
         if media is None:
-            return {"type": "image", "source": {"type": "url", "url": url}}
+            return _marked({"type": "image", "source": {"type": "url", "url": url}}, part)
         mime = "image/jpeg" if media.mime_type == "image/jpg" else media.mime_type
         if mime not in _IMAGE_TYPES:
             raise InvalidRequest(
                 f"Image type '{mime}' is not supported by Anthropic (use jpeg, png, gif or webp).",
                 param=param, code="unsupported_content",
             )
-        return {"type": "image", "source": {"type": "base64", "media_type": mime,
-                                            "data": url.split(",", 1)[1]}}
+        return _marked({"type": "image", "source": {"type": "base64", "media_type": mime,
+                                                    "data": url.split(",", 1)[1]}}, part)
     if kind == "video_url":
         raise InvalidRequest(f"Model '{target.requested}' does not accept video input.", param=param,
                              code="unsupported_content")
@@ -101,8 +118,8 @@ def _user_part(part: Any, param: str, target: Target) -> dict[str, Any] | None:
         data = part.file.file_data
         media = parse_data_url(data) if data else None
         if media is not None and media.mime_type == "application/pdf":
-            return {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
-                                                   "data": data.split(",", 1)[1]}}
+            return _marked({"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                                           "data": data.split(",", 1)[1]}}, part)
         raise UnsupportedParameter("Anthropic models accept files only as PDF data URLs in 'file_data'.",
                                    param=param)
     raise UnsupportedParameter(f"Anthropic models do not accept '{kind}' content.", param=param)
@@ -116,19 +133,23 @@ def _tool_result(msg: Any) -> dict[str, Any]:
     return block
 
 
-def _assistant_blocks(msg: Any, i: int) -> list[dict[str, Any]]:
-    blocks: list[dict[str, Any]] = []
+def _assistant_blocks(msg: Any, i: int, names: dict[str, str], thinking: bool) -> list[dict[str, Any]]:
+    # signed thinking first (restored only when thinking is on: Anthropic refuses it otherwise)
+    blocks: list[dict[str, Any]] = assistant_thinking(msg) if thinking else []
     if isinstance(msg.content, str):
-        if msg.content:
+        if not blank(msg.content):
             blocks.append({"type": "text", "text": msg.content})
     elif msg.content:
         for part in msg.content:
             text = part.text if part.type == "text" else part.refusal
-            if text:
+            if not blank(text):
                 blocks.append({"type": "text", "text": text})
+    if not msg.content and not blank(msg.refusal):  # a refusal-only answer stays in the history
+        blocks.append({"type": "text", "text": msg.refusal})
     for j, call in enumerate(msg.tool_calls or ()):
         param = f"messages[{i}].tool_calls[{j}].function.arguments"
-        blocks.append({"type": "tool_use", "id": tool_id(call.id), "name": call.function.name,
+        blocks.append({"type": "tool_use", "id": tool_id(call.id),
+                       "name": wire_name(call.function.name, names, NAME_ANTHROPIC),
                        "input": _arguments(call.function.arguments, param)})
     if msg.function_call is not None:
         raise UnsupportedParameter("Legacy 'function_call' messages are not supported; use 'tool_calls'.",
@@ -136,31 +157,51 @@ def _assistant_blocks(msg: Any, i: int) -> list[dict[str, Any]]:
     return blocks
 
 
-def build_messages(req: ChatRequest, target: Target) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(system text blocks, alternating messages) for an OpenAI message list."""
+def _system_blocks(msg: Any) -> list[dict[str, Any]]:
+    if isinstance(msg.content, str):
+        return [] if blank(msg.content) else [{"type": "text", "text": msg.content}]
+    return [_marked({"type": "text", "text": p.text}, p) for p in msg.content if not blank(p.text)]
+
+
+def build_messages(req: ChatRequest, target: Target, names: dict[str, str] | None = None,
+                   thinking: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system text blocks, alternating messages) for an OpenAI message list. A message's own
+    cache_control marks its last block; whitespace-only text is dropped and a final assistant
+    prefill loses its trailing whitespace (Anthropic refuses both)."""
+    names = names if names is not None else tool_names(req, NAME_ANTHROPIC)
     system: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
     for i, msg in enumerate(req.messages):
         role = msg.role
         if role in ("system", "developer"):
-            text = content_text(msg.content)
-            if text:
-                system.append({"type": "text", "text": text})
+            blocks = _system_blocks(msg)
+            if blocks:
+                _marked(blocks[-1], msg)
+            system.extend(blocks)
             continue
         if role == "user":
             if isinstance(msg.content, str):
-                blocks = [{"type": "text", "text": msg.content}] if msg.content else []
+                blocks = [] if blank(msg.content) else [{"type": "text", "text": msg.content}]
             else:
                 blocks = [b for j, p in enumerate(msg.content)
                           if (b := _user_part(p, f"messages[{i}].content[{j}]", target)) is not None]
         elif role == "tool":
             role, blocks = "user", [_tool_result(msg)]
         elif role == "assistant":
-            blocks = _assistant_blocks(msg, i)
+            blocks = _assistant_blocks(msg, i, names, thinking)
         else:
             raise UnsupportedParameter("Legacy 'function' messages are not supported; use tool messages.",
                                        param=f"messages[{i}].role")
+        if blocks:
+            _marked(blocks[-1], msg)
         append_turn(out, role, blocks, "content")
+    if out and out[-1]["role"] == "assistant" and out[-1]["content"][-1]["type"] == "text":
+        last = out[-1]["content"][-1]
+        last["text"] = last["text"].rstrip()
+        if not last["text"]:
+            out[-1]["content"].pop()
+            if not out[-1]["content"]:
+                out.pop()
     for m in out:
         if m["role"] == "user":  # tool results must open a user turn
             m["content"].sort(key=lambda b: b["type"] != "tool_result")
@@ -170,15 +211,15 @@ def build_messages(req: ChatRequest, target: Target) -> tuple[list[dict[str, Any
     return system, out
 
 
-def _tools(req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+def _tools(req: ChatRequest, names: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     tools: list[dict[str, Any]] = []
     for t in req.tools or ():
         fn = t.function
-        tool: dict[str, Any] = {"name": fn.name, "input_schema": fn.parameters or {"type": "object",
-                                                                                  "properties": {}}}
+        tool: dict[str, Any] = {"name": names[fn.name], "input_schema": fn.parameters or {"type": "object",
+                                                                                         "properties": {}}}
         if fn.description:
             tool["description"] = fn.description
-        tools.append(tool)
+        tools.append(_marked(tool, t))
     choice: dict[str, Any] | None = None
     tc = req.tool_choice
     if tc == "none":
@@ -188,7 +229,7 @@ def _tools(req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, Any] | Non
     elif tc == "auto":
         choice = {"type": "auto"}
     elif tc is not None:
-        choice = {"type": "tool", "name": tc.function.name}
+        choice = {"type": "tool", "name": wire_name(tc.function.name, names, NAME_ANTHROPIC)}
     if json_mode(req):
         fmt = req.response_format
         schema_: dict[str, Any] = dict(_PERMISSIVE_OBJECT)
@@ -217,18 +258,25 @@ def _tools(req: ChatRequest) -> tuple[list[dict[str, Any]], dict[str, Any] | Non
 def build_body(req: ChatRequest, target: Target, default_max_tokens: int) -> dict[str, Any]:
     """The Messages API body for a chat completions request (pure)."""
     _check_params(req)
-    system, messages = build_messages(req, target)
-    body: dict[str, Any] = {"model": target.upstream_model, "max_tokens": req.output_limit or default_max_tokens,
-                            "messages": messages}
+    names = tool_names(req, NAME_ANTHROPIC)
+    max_tokens, thinking = thinking_fields(req, target, default_max_tokens)
+    system, messages = build_messages(req, target, names, thinking_on(thinking))
+    body: dict[str, Any] = {"model": target.upstream_model, "max_tokens": max_tokens, "messages": messages}
     if system:
         body["system"] = system
-    if req.temperature is not None:
-        body["temperature"] = req.temperature
-    if req.top_p is not None:
-        body["top_p"] = req.top_p
+    body.update(thinking)
+    top_k = (req.model_extra or {}).get("top_k")
+    if not thinking_on(thinking):  # extended thinking refuses temperature, top_k and a narrowed top_p
+        # recent Claude models refuse temperature and top_p together: temperature wins, top_p is dropped
+        if req.temperature is not None:
+            body["temperature"] = req.temperature
+        elif req.top_p is not None:
+            body["top_p"] = req.top_p
+        if isinstance(top_k, int) and not isinstance(top_k, bool):
+            body["top_k"] = top_k
     if req.stop_list:
         body["stop_sequences"] = req.stop_list
-    tools, choice = _tools(req)
+    tools, choice = _tools(req, names)
     if tools:
         body["tools"] = tools
     if choice is not None:

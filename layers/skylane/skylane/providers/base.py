@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +50,9 @@ __all__ = [
     "classify_status",
     "content_text",
     "error_message",
+    "fit_value",
+    "tool_names",
+    "wire_name",
     "new_tool_call_id",
     "parse_data_url",
     "parse_retry_after",
@@ -117,6 +122,12 @@ class Adapter:
         """Whether `target` serves `dialect` natively (by default: every target of this protocol in
         `native_dialects`; an adapter may narrow it per provider row)."""
         return dialect in self.native_dialects
+
+    def build_count_native(self, dialect: str, req: ChatRequest, target: Target,
+                           ctx: CallContext) -> UpstreamRequest | None:
+        """The provider's own token-count request for `req.wire` (an HTTP POST answered with the
+        dialect's count body), where it has one; None: the gateway estimates."""
+        return None
 
     def build_native(self, dialect: str, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
         """The upstream request for `req.wire` (the dialect's own body), sent as the client sent it."""
@@ -209,3 +220,34 @@ def error_message(body: bytes, default: str) -> tuple[str, dict[str, Any]]:
     elif isinstance(err, str) and err:
         return err[:2000], data
     return default, data if isinstance(data, dict) else {}
+
+
+# ---- names and ids that fit a provider's pattern ----------------------------------------------
+
+
+def fit_value(value: str, allowed: str, limit: int) -> str:
+    """`value` when it matches `[allowed]{1,limit}`; else the forbidden characters replaced and a digest
+    of the original added, so distinct values stay distinct (the same value always maps the same way)."""
+    if re.fullmatch(f"[{allowed}]{{1,{limit}}}", value):
+        return value
+    cleaned = re.sub(f"[^{allowed}]", "_", value)
+    return cleaned[: limit - 13] + "_" + hashlib.sha256(value.encode()).hexdigest()[:12]
+
+
+# tool-name alphabets: Anthropic ^[a-zA-Z0-9_-]{1,128}$, Bedrock [a-zA-Z0-9_-]{1,64},
+# Gemini function names [a-zA-Z0-9_.:-]{1,64} (dots and colons allowed)
+NAME_ANTHROPIC = ("a-zA-Z0-9_-", 128)
+NAME_BEDROCK = ("a-zA-Z0-9_-", 64)
+NAME_GEMINI = ("a-zA-Z0-9_.:-", 64)
+
+
+def tool_names(req: ChatRequest, rule: tuple[str, int]) -> dict[str, str]:
+    """The request's function names → the names sent upstream (unique, pattern-safe); invert the
+    dict to map answers (and stream deltas) back to the client's names."""
+    allowed, limit = rule
+    return {t.function.name: fit_value(t.function.name, allowed, limit) for t in req.tools or []}
+
+
+def wire_name(name: str, names: Mapping[str, str], rule: tuple[str, int]) -> str:
+    """A function name from the history as sent upstream (a tool of the request, or fitted alike)."""
+    return names.get(name) or fit_value(name, *rule)

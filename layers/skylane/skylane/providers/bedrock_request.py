@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,17 @@ from skylane.core.request import (
     UserMessage,
     VideoPart,
 )
-from skylane.providers.base import CallContext, Media, append_turn, content_text, parse_data_url
+from skylane.providers.base import (
+    NAME_BEDROCK,
+    CallContext,
+    Media,
+    append_turn,
+    content_text,
+    fit_value,
+    parse_data_url,
+)
+from skylane.providers.base import tool_names as shared_tool_names
+from skylane.providers.reasoning import original_id
 
 __all__ = ["build_converse", "json_tool_name", "tool_names"]
 
@@ -45,28 +54,18 @@ _JSON_TOOL_DESCRIPTION = "Give your final answer by calling this tool: its input
 # ---- names and ids that fit Bedrock's patterns ----------------------------------------------------
 
 
-def _fit(value: str, pattern: str, limit: int) -> str:
-    """Replace what `pattern` forbids, and add a digest of the original so distinct values stay distinct."""
-    cleaned = re.sub(pattern, "_", value)
-    return cleaned[: limit - 13] + "_" + hashlib.sha256(value.encode()).hexdigest()[:12]
-
-
 def _wire_id(tool_call_id: str) -> str:
     """A tool-call id as Bedrock's toolUseId pattern allows ([a-zA-Z0-9_.:-], 64 chars)."""
-    if re.fullmatch(r"[a-zA-Z0-9_.:-]{1,64}", tool_call_id):
-        return tool_call_id
-    return _fit(tool_call_id, r"[^a-zA-Z0-9_.:-]", 64)
+    return fit_value(original_id(tool_call_id), "a-zA-Z0-9_.:-", 64)
 
 
 def _wire_name(name: str) -> str:
-    if re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", name):
-        return name
-    return _fit(name, r"[^a-zA-Z0-9_-]", 64)
+    return fit_value(name, *NAME_BEDROCK)
 
 
 def tool_names(req: ChatRequest) -> dict[str, str]:
     """The request's function names → the names sent to Bedrock (unique, pattern-safe)."""
-    return {t.function.name: _wire_name(t.function.name) for t in req.tools or []}
+    return shared_tool_names(req, NAME_BEDROCK)
 
 
 def json_tool_name(req: ChatRequest) -> str | None:
