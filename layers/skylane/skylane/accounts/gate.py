@@ -5,7 +5,7 @@
     auth.may_use(principal, model)       -> bool                 (models listing)
     limits.reserve(principal, tokens)    -> Reservation          (429 RateLimited, 402 InsufficientCredits)
     limits.settle(reservation, model_id, usage, cost_micros)     after the answer, streams included
-    limits.release(reservation)          the request failed before any answer
+    limits.release(reservation, model_id)  the request failed before any answer (counted as an error)
 
 `accounts.factory.build_gate(settings)` picks the DynamoDB-backed implementations (auth.py, limits.py) when
 `SKYLANE_AUTH` is enabled, and the open gate otherwise (nothing checked, nothing counted).
@@ -45,6 +45,7 @@ class Reservation:
     window: int = 0  # the minute window the reservation was made in
     headers: dict[str, str] = field(default_factory=dict)
     settled: bool = False
+    failed: bool = False  # ended in an error status (set by the pipeline; counted in the usage aggregates)
 
 
 class Authenticator(Protocol):
@@ -58,7 +59,7 @@ class Limiter(Protocol):
     async def settle(
         self, reservation: Reservation, model_id: str, usage: dict[str, Any] | None, cost_micros: int
     ) -> None: ...
-    async def release(self, reservation: Reservation) -> None: ...
+    async def release(self, reservation: Reservation, model_id: str | None = None) -> None: ...
 
 
 class OpenAuthenticator:
@@ -81,7 +82,7 @@ class OpenLimiter:
     ) -> None:
         reservation.settled = True
 
-    async def release(self, reservation: Reservation) -> None:
+    async def release(self, reservation: Reservation, model_id: str | None = None) -> None:
         reservation.settled = True
 
 

@@ -32,6 +32,7 @@ from typing import Any
 from skylane.accounts.gate import Principal, Reservation
 from skylane.accounts.keys import KeyRecord
 from skylane.accounts.store import call, dynamodb_client, error_code, map_error
+from skylane.accounts.usage_agg import record_usage
 from skylane.core.errors import InsufficientCredits, RateLimited, SkylaneError
 from skylane.core.settings import Settings
 from skylane.ops.observe import logger
@@ -185,22 +186,29 @@ class DynamoLimiter:
         completion = int(usage.get("completion_tokens") or 0)
         cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
         cost = max(0, int(cost_micros))
-        jobs = [self._ledger(record, model_id, prompt, completion, cached, cost)]
+        jobs = [self._ledger(record, model_id, prompt, completion, cached, cost),
+                record_usage(self.client, self.table, record.key_id, model_id, self.clock(), prompt=prompt,
+                             completion=completion, cost_micros=cost, error=reservation.failed)]
         if reservation.tokens and prompt + completion != reservation.tokens:
             jobs.append(self._adjust_tokens(record, reservation.window, prompt + completion - reservation.tokens))
         if cost:
             jobs.append(self._charge(record, cost))
         await self._run_all(record, jobs)
 
-    async def release(self, reservation: Reservation) -> None:
+    async def release(self, reservation: Reservation, model_id: str | None = None) -> None:
         """The request failed before any answer: give back its reserved tokens (the request
-        itself stays counted, as with OpenAI)."""
+        itself stays counted, as with OpenAI) and count an error in the usage aggregates."""
         if reservation.settled:
             return
         reservation.settled = True
         record: KeyRecord | None = reservation.principal.record
-        if record is not None and reservation.tokens:
-            await self._run_all(record, [self._adjust_tokens(record, reservation.window, -reservation.tokens)])
+        if record is None:
+            return
+        jobs = [self._adjust_tokens(record, reservation.window, -reservation.tokens)] if reservation.tokens else []
+        if model_id:
+            jobs.append(record_usage(self.client, self.table, record.key_id, model_id, self.clock(), error=True))
+        if jobs:
+            await self._run_all(record, jobs)
 
     async def _run_all(self, record: KeyRecord, jobs: list[Any]) -> None:
         for result in await asyncio.gather(*jobs, return_exceptions=True):

@@ -16,10 +16,12 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from skylane.core.settings import Settings
+from skylane.http.admin import add_admin_routes
 from skylane.http.common import install_common
 from skylane.http.models import add_model_routes
 from skylane.http.openapi import install_openapi
 from skylane.http.routes import add_completion_routes
+from skylane.http.static import add_console_routes
 from skylane.pipeline.respond import JSONBytes
 from skylane.pipeline.state import AppState
 from skylane.transport.http import aclose_client
@@ -57,6 +59,8 @@ def create_completions_app(settings: Settings | None = None, state: AppState | N
 def create_models_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     app, _ = _base("Skylane models", state, settings)
     add_model_routes(app)
+    add_admin_routes(app)  # the operator console and its API (buffered, no streaming)
+    add_console_routes(app)
     return app
 
 
@@ -65,4 +69,6 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app, _ = _base("Skylane", state, settings)
     add_completion_routes(app)
     add_model_routes(app)
+    add_admin_routes(app)
+    add_console_routes(app)
     return app

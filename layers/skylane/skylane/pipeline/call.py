@@ -107,8 +107,10 @@ class Call:
         res = self.reservation
         try:
             if res is not None and not res.settled:
+                res.failed = self.status >= 400 and self.status != CLIENT_CLOSED_REQUEST  # usage aggregates
                 if self.target is None or self.usage is None and self.status >= 400:
-                    await self.state.gate.limits.release(res, self.target.model.id if self.target else None)
+                    target = self.target or self.router.current
+                    await self.state.gate.limits.release(res, target.model.id if target else None)
                 else:
                     await self.state.gate.limits.settle(res, self.target.model.id, self.usage, self.cost_micros)
         finally:
