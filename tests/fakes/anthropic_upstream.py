@@ -36,6 +36,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+# the versions Anthropic accepts: 2023-06-01 (what adapters send) and what the current SDK sends
+API_VERSIONS = frozenset({"2023-01-01", "2023-06-01", "2026-10-21"})
 CACHE_CREATION = 5
 CACHE_READ = 11
 _IMAGE_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
@@ -79,11 +81,16 @@ def _validate(body: dict[str, Any]) -> None:
             if block.get("type") != "text" or not block.get("text"):
                 raise Invalid("system: text content blocks must be non-empty")
     prev_tool_ids: set[str] = set()
+    prev_role = None
     for i, msg in enumerate(msgs):
         role = msg.get("role")
+        if role == "system":  # mid-conversation system messages (Claude Code's beta): text only
+            if not _text_of(msg.get("content")):
+                raise Invalid(f"messages.{i}: system messages must have non-empty text content")
+            continue
         if role not in ("user", "assistant"):
-            raise Invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if i and msgs[i - 1]["role"] == role:
+            raise Invalid(f"messages.{i}.role: Input should be 'user', 'assistant' or 'system'")
+        if prev_role == role:
             raise Invalid("messages: roles must alternate between \"user\" and \"assistant\"")
         blocks = _blocks(msg.get("content"))
         if not blocks:
@@ -125,6 +132,7 @@ def _validate(body: dict[str, Any]) -> None:
             else:
                 raise Invalid(f"{where}.type: unknown content block type {kind!r}")
         prev_tool_ids = tool_ids
+        prev_role = role
     for t in body.get("tools") or ():
         if not t.get("name") or not isinstance(t.get("input_schema"), dict):
             raise Invalid("tools: each tool needs a name and an input_schema")
@@ -135,7 +143,23 @@ class FakeAnthropic:
         self.key = key
         self.requests: list[dict[str, Any]] = []
         self.usages: list[dict[str, int]] = []
-        self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
+        self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"]),
+                                     Route("/v1/messages/count_tokens", self.count_tokens, methods=["POST"])])
+
+    async def count_tokens(self, request: Request) -> Response:
+        """{"input_tokens": N} for a Messages body without max_tokens (as Anthropic's count_tokens)."""
+        body = await request.json()
+        self.requests.append({"body": body, "headers": dict(request.headers), "path": "/v1/messages/count_tokens"})
+        if request.headers.get("x-api-key") != self.key:
+            return JSONResponse(error_body("authentication_error", "invalid x-api-key"), 401)
+        if "max_tokens" in body or "stream" in body:
+            return JSONResponse(error_body("invalid_request_error", "max_tokens: Extra inputs are not permitted"), 400)
+        try:
+            _validate({**body, "max_tokens": 1})
+        except Invalid as exc:
+            return JSONResponse(error_body("invalid_request_error", str(exc)), 400)
+        return JSONResponse({"input_tokens": len(json.dumps(body["messages"])) // 4 + len(json.dumps(
+            body.get("tools") or [])) // 4})
 
     async def messages(self, request: Request) -> Response:
         try:
@@ -145,13 +169,13 @@ class FakeAnthropic:
         self.requests.append({"body": body, "headers": dict(request.headers)})
         if request.headers.get("x-api-key") != self.key:
             return JSONResponse(error_body("authentication_error", "invalid x-api-key"), 401)
-        if request.headers.get("anthropic-version") != "2023-06-01":
+        if request.headers.get("anthropic-version") not in API_VERSIONS:
             return JSONResponse(error_body("invalid_request_error", "anthropic-version: header is required"), 400)
         try:
             _validate(body)
         except Invalid as exc:
             return JSONResponse(error_body("invalid_request_error", str(exc)), 400)
-        last = body["messages"][-1]
+        last = [m for m in body["messages"] if m.get("role") != "system"][-1]
         text = _text_of(last["content"]) if last["role"] == "user" else ""
         if text.startswith("error:"):
             status = int(text.split(":", 1)[1])

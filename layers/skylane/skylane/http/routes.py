@@ -9,14 +9,20 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from skylane.dialects.anthropic import MESSAGES
 from skylane.dialects.base import Dialect
 from skylane.dialects.chat import CHAT
 from skylane.dialects.embeddings import EMBEDDING_PATHS, EMBEDDINGS_DIALECT
+from skylane.pipeline.count import count_tokens
 from skylane.pipeline.flow import handle
 
-__all__ = ["COMPLETION_PATHS", "add_completion_routes", "add_dialect_routes"]
+__all__ = ["COMPLETION_PATHS", "COUNT_TOKENS_PATHS", "MESSAGES_PATHS", "add_completion_routes", "add_dialect_routes",
+           "add_messages_routes"]
 
 COMPLETION_PATHS = ("/v1/chat/completions", "/chat/completions", "/api/chat/completions")
+# Anthropic clients append /v1/messages to ANTHROPIC_BASE_URL (query strings such as ?beta=true are accepted)
+MESSAGES_PATHS = ("/v1/messages", "/api/v1/messages")
+COUNT_TOKENS_PATHS = ("/v1/messages/count_tokens", "/api/v1/messages/count_tokens")
 
 
 def add_dialect_routes(app: FastAPI, dialect: Dialect, paths: Sequence[str], *, summary: str,
@@ -36,5 +42,22 @@ def add_dialect_routes(app: FastAPI, dialect: Dialect, paths: Sequence[str], *, 
 def add_completion_routes(app: FastAPI) -> None:
     add_dialect_routes(app, CHAT, COMPLETION_PATHS, summary="Create a chat completion (OpenAI-compatible)",
                        schema_ref="ChatRequest")
+    add_messages_routes(app)
+
+
+def add_messages_routes(app: FastAPI) -> None:
+    """The Anthropic Messages API (Claude Code, the Anthropic SDKs): ANTHROPIC_BASE_URL=<gateway> or <gateway>/api."""
+    add_dialect_routes(app, MESSAGES, MESSAGES_PATHS, summary="Create a message (Anthropic Messages API)",
+                       schema_ref="MessagesRequest")
+
+    async def count(request: Request) -> Response:
+        return await count_tokens(request, MESSAGES, MESSAGES.parse_count)
+
+    for path in COUNT_TOKENS_PATHS:
+        app.add_api_route(path, count, methods=["POST"], include_in_schema=path == COUNT_TOKENS_PATHS[0],
+                          summary="Count the input tokens of a Messages request (Anthropic models: the provider's "
+                                  "count; others: the gateway's estimate)",
+                          openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                              "schema": {"$ref": "#/components/schemas/MessagesRequest"}}}}})
     add_dialect_routes(app, EMBEDDINGS_DIALECT, EMBEDDING_PATHS, summary="Create embeddings (OpenAI-compatible)",
                        schema_ref="EmbeddingRequest")

@@ -300,7 +300,7 @@ async def _events(call: Call, req: ChatRequest, handle: StreamHandle, deadline: 
         call.usage = await complete_usage(req, handle.target, handle.translator.usage, relayed.text())
         call.cost_micros = call.price(handle.target, call.usage)
         call.usage = with_cost(call.usage, call.cost_micros)
-        closing = renderer.end(call.usage)
+        closing = b"" if handle.native else renderer.end(call.usage)  # a native relay sent the provider's own end
         if not kept and renderer.final is not None:
             kept = True
             await call.dialect.keep(call, renderer.final)

@@ -70,6 +70,12 @@ from skylane.core.errors import (
     SkylaneError,
     UpstreamError,
 )
+from skylane.providers.anthropic_native import (
+    BedrockRelay,
+    bedrock_native_for,
+    bedrock_native_request,
+    native_usage_of,
+)
 from skylane.providers.base import (
     Adapter,
     CallContext,
@@ -251,8 +257,25 @@ class BedrockAdapter(Adapter):
         return await embed(req, target, ctx, send)
     uses_base_url = False  # boto3 finds the endpoint (AWS_ENDPOINT_URL_BEDROCK_RUNTIME or the region)
 
+    native_dialects = frozenset({"anthropic"})  # Claude models only: see native_for
+
     def __init__(self) -> None:
         self.transport = BedrockTransport()
+
+    # ---- native Messages bodies for Claude (InvokeModel; providers/anthropic_native.py) ----------
+    def native_for(self, dialect: str, target: Target) -> bool:
+        return dialect in self.native_dialects and bedrock_native_for(target)
+
+    def build_native(self, dialect: str, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+        return bedrock_native_request(req, target, ctx)
+
+    def native_usage(self, dialect: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        return native_usage_of(data["usage"]) if isinstance(data.get("usage"), dict) else None
+
+    def native_translator(self, dialect: str, req: ChatRequest, target: Target) -> StreamTranslator:
+        provider = target.provider.name
+        return BedrockRelay(provider, lambda obj: UpstreamError(
+            f"Provider '{provider}' ended the stream with an error: {str(obj.get('error'))[:500]}", provider=provider))
 
     async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
         kwargs = await build_converse(req, target, ctx)

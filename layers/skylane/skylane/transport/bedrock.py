@@ -35,7 +35,7 @@ from skylane.transport.status import classify_status, parse_retry_after
 if TYPE_CHECKING:
     from skylane.core.settings import Settings
 
-__all__ = ["INVOKE_MODEL", "BedrockTransport", "get_client", "map_code", "map_exception"]
+__all__ = ["INVOKE_MESSAGES", "INVOKE_MODEL", "BedrockTransport", "get_client", "map_code", "map_exception"]
 
 _AUTH_CODES = {"AccessDeniedException", "UnrecognizedClientException", "ExpiredTokenException",
                "InvalidSignatureException", "IncompleteSignature", "MissingAuthenticationToken",
@@ -161,6 +161,9 @@ async def _in_thread(fn: Any, *args: Any) -> Any:
 
 # `UpstreamRequest.extra["operation"]` for InvokeModel (a model's native body) instead of Converse
 INVOKE_MODEL = "invoke_model"
+# the same for Anthropic Messages bodies (native passthrough to Claude): `complete` returns the
+# answer's JSON itself; `stream` runs InvokeModelWithResponseStream
+INVOKE_MESSAGES = "invoke_model_messages"
 
 
 def _provider_of(request: UpstreamRequest) -> str:
@@ -201,6 +204,9 @@ class BedrockTransport(Transport):
     async def complete(self, request: UpstreamRequest, ctx: TransportContext) -> dict[str, Any]:
         if request.extra.get("operation") == INVOKE_MODEL:
             return await self.invoke_model(request, ctx)
+        if request.extra.get("operation") == INVOKE_MESSAGES:  # Claude's Messages body: its answer only
+            answer: dict[str, Any] = (await self.invoke_model(request, ctx))["body"]
+            return answer
         provider = _provider_of(request)
         try:
             client = await self._client(ctx)
@@ -245,6 +251,10 @@ class BedrockTransport(Transport):
             client = await self._client(ctx)
 
             def start() -> Any:
+                if request.extra.get("operation") == INVOKE_MESSAGES:
+                    kwargs = {k: v for k, v in request.extra.items() if k != "operation"}
+                    # InvokeModelWithResponseStream: {"chunk": {"bytes": <one Anthropic stream event>}} events
+                    return opening.arrived(client.invoke_model_with_response_stream(**kwargs)["body"])
                 return opening.arrived(client.converse_stream(**request.extra)["stream"])
 
             stream = await _in_thread(start)
