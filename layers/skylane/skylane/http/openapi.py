@@ -192,6 +192,51 @@ def _request_rules(schema: dict[str, Any], default_model: str | None) -> None:
     props["messages"]["minItems"] = 1
 
 
+# The Anthropic Messages request, in outline (the full schema is Anthropic's; the gateway validates as it does)
+_MESSAGES_REQUEST: dict[str, Any] = {
+    "type": "object", "title": "MessagesRequest", "additionalProperties": True,
+    "required": ["model", "messages"],
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "max_tokens": {"type": "integer", "minimum": 1, "description": "Required by POST /v1/messages."},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"],
+                     "properties": {"role": {"enum": ["user", "assistant", "system"]},
+                                    "content": {"anyOf": [{"type": "string"}, {"type": "array",
+                                                "items": {"type": "object"}}]}}}},
+        "system": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "stream": {"type": "boolean"},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"type": "object"},
+        "thinking": {"type": "object"},
+        "stop_sequences": {"type": "array", "items": {"type": "string"}},
+        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
+        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
+        "top_k": {"type": "integer", "minimum": 0},
+        "metadata": {"type": "object"},
+    },
+}
+
+
+# The OpenAI Responses request, in outline (the full schema is OpenAI's CreateResponse)
+_RESPONSES_REQUEST: dict[str, Any] = {
+    "type": "object", "title": "CreateResponse", "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string", "minLength": 1},
+        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
+        "instructions": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "stream": {"type": "boolean"},
+        "store": {"type": "boolean"},
+        "previous_response_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+        "tools": {"type": "array", "items": {"type": "object"}},
+        "tool_choice": {"anyOf": [{"type": "string"}, {"type": "object"}]},
+        "text": {"type": "object"},
+        "reasoning": {"type": "object"},
+        "max_output_tokens": {"type": "integer", "minimum": 1},
+        "metadata": {"type": "object"},
+    },
+}
+
+
 def install_openapi(app: FastAPI) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -204,6 +249,7 @@ def install_openapi(app: FastAPI) -> None:
             for name, sub in js.pop("$defs", {}).items():
                 schemas.setdefault(name, sub)
             schemas[model.__name__] = js
+        schemas["MessagesRequest"] = _MESSAGES_REQUEST
         settings = _settings(app)
         _request_rules(schemas["ChatRequest"], settings.default_model if settings else None)
         auth = bool(settings and settings.auth_enabled)
