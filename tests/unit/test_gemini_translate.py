@@ -106,9 +106,11 @@ async def test_response_format(fmt, expected):
 
 
 @pytest.mark.parametrize("effort,model,expected", [
-    ("low", "gemini/gemini-2.5-flash", {"thinkingBudget": 1024}),
+    ("low", "gemini/gemini-2.5-flash", {"thinkingBudget": 1024, "includeThoughts": True}),
     ("none", "gemini/gemini-2.5-flash", {"thinkingBudget": 0}),
-    ("high", "gemini/gemini-3-pro-preview", {"thinkingLevel": "high"}),
+    ("high", "gemini/gemini-3-pro-preview", {"thinkingLevel": "high", "includeThoughts": True}),
+    ("medium", "gemini/gemini-3-pro-preview", {"thinkingLevel": "high", "includeThoughts": True}),  # clamped
+    ("none", "gemini/gemini-3-pro-preview", {"thinkingLevel": "low"}),  # cannot be off: the lowest level
 ])
 async def test_reasoning_effort(effort, model, expected):
     b = await body_for(model=model, reasoning_effort=effort)

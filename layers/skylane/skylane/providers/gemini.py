@@ -55,19 +55,24 @@ from skylane.core.errors import (
     UpstreamUnavailable,
 )
 from skylane.providers.base import (
+    NAME_GEMINI,
     Adapter,
     CallContext,
+    Send,
     StreamTranslator,
     UpstreamRequest,
     classify_status,
     new_tool_call_id,
     parse_retry_after,
+    tool_names,
 )
-from skylane.providers.gemini_request import build_body
+from skylane.providers.gemini_request import FORMAT, _thinking, build_body
+from skylane.providers.reasoning import signature_to_id
 from skylane.transport.sse import SSEEvent
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
+    from skylane.core.embedding import EmbeddingRequest
     from skylane.core.request import ChatRequest
 
 __all__ = ["ADAPTER", "FINISH_REASONS", "GeminiAdapter", "GeminiStream", "build_body", "gemini_usage"]
@@ -129,18 +134,39 @@ def _logprobs(result: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {"content": content, "refusal": None}
 
 
-def _parts(candidate: Mapping[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(texts, function calls) of a candidate, thought parts skipped."""
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    for part in (candidate.get("content") or {}).get("parts") or []:
-        if part.get("thought"):
-            continue
-        if "functionCall" in part:
-            calls.append(part["functionCall"])
-        elif isinstance(part.get("text"), str):
-            texts.append(part["text"])
-    return texts, calls
+def _shows_thoughts(req: ChatRequest, target: Target) -> bool:
+    """Thought text is shown when the request asked for it (includeThoughts); signatures always travel."""
+    try:
+        return bool((_thinking(req, target) or {}).get("includeThoughts"))
+    except SkylaneError:
+        return False
+
+
+class _Parts:
+    """A candidate's parts: answer texts, thought texts (reasoning_content), function calls (as OpenAI
+    tool calls whose ids carry their thoughtSignature) and the reasoning_details items."""
+
+    def __init__(self, candidate: Mapping[str, Any], names: Mapping[str, str], first_detail: int = 0,
+                 show_thoughts: bool = True) -> None:
+        self.texts: list[str] = []
+        self.thoughts: list[str] = []
+        self.calls: list[dict[str, Any]] = []
+        self.details: list[dict[str, Any]] = []
+        for part in (candidate.get("content") or {}).get("parts") or []:
+            sig = part.get("thoughtSignature")
+            call_id: str | None = None
+            if part.get("thought"):
+                if show_thoughts and isinstance(part.get("text"), str):
+                    self.thoughts.append(part["text"])
+            elif "functionCall" in part:
+                call = _tool_call(part["functionCall"], names, sig if isinstance(sig, str) else None)
+                call_id = call["id"]
+                self.calls.append(call)
+            elif isinstance(part.get("text"), str):
+                self.texts.append(part["text"])
+            if isinstance(sig, str) and sig:
+                self.details.append({"type": "reasoning.encrypted", "data": sig, "format": FORMAT, "id": call_id,
+                                     "index": first_detail + len(self.details)})
 
 
 def _finish(reason: str | None, has_calls: bool, provider: str) -> str:
@@ -151,9 +177,13 @@ def _finish(reason: str | None, has_calls: bool, provider: str) -> str:
     return "tool_calls" if mapped == "stop" and has_calls else mapped
 
 
-def _tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
-    return {"id": new_tool_call_id(), "type": "function",
-            "function": {"name": call.get("name", ""), "arguments": json.dumps(call.get("args") or {})}}
+def _tool_call(call: Mapping[str, Any], names: Mapping[str, str], signature: str | None) -> dict[str, Any]:
+    call_id = new_tool_call_id()
+    if signature:
+        call_id = signature_to_id(call_id, signature)
+    name = str(call.get("name", ""))
+    return {"id": call_id, "type": "function",
+            "function": {"name": names.get(name, name), "arguments": json.dumps(call.get("args") or {})}}
 
 
 def _check_error(data: Mapping[str, Any], provider: str, midstream: bool) -> None:
@@ -173,9 +203,13 @@ def _check_error(data: Mapping[str, Any], provider: str, midstream: bool) -> Non
 class GeminiStream(StreamTranslator):
     """Each SSE event is a whole GenerateContentResponse; there is no [DONE]."""
 
-    def __init__(self, provider: str, logprobs: bool = False) -> None:
+    def __init__(self, provider: str, logprobs: bool = False, names: Mapping[str, str] | None = None,
+                 thoughts: bool = False) -> None:
         self.provider = provider
+        self._thoughts = thoughts
         self.logprobs = logprobs
+        self._names = names or {}
+        self._details: dict[int, int] = {}  # candidate index → reasoning_details items sent
         self.usage: dict[str, Any] | None = None
         self._started: set[int] = set()
         self._calls: dict[int, int] = {}  # candidate index → tool calls seen
@@ -207,15 +241,20 @@ class GeminiStream(StreamTranslator):
         ended = False
         for cand in candidates:
             index = int(cand.get("index", 0))
-            texts, calls = _parts(cand)
+            parts = _Parts(cand, self._names, self._details.get(index, 0), self._thoughts)
             delta: dict[str, Any] = {}
-            text = "".join(texts)
+            if parts.thoughts:
+                delta["reasoning_content"] = "".join(parts.thoughts)
+            text = "".join(parts.texts)
             if text:
                 delta["content"] = text
-            if calls:
+            if parts.calls:
                 first = self._calls.get(index, 0)
-                delta["tool_calls"] = [{"index": first + k, **_tool_call(c)} for k, c in enumerate(calls)]
-                self._calls[index] = first + len(calls)
+                delta["tool_calls"] = [{"index": first + k, **c} for k, c in enumerate(parts.calls)]
+                self._calls[index] = first + len(parts.calls)
+            if parts.details:
+                delta["reasoning_details"] = parts.details
+                self._details[index] = self._details.get(index, 0) + len(parts.details)
             if delta:
                 choice = self._choice(index, delta)
                 if self.logprobs and cand.get("logprobsResult"):
@@ -312,12 +351,16 @@ class GeminiAdapter(Adapter):
             if not (data.get("promptFeedback") or {}).get("blockReason"):
                 raise UpstreamError(f"Provider '{provider}' answered without candidates.", provider=provider)
             choices.append({"index": 0, "message": message(None), "finish_reason": "content_filter"})
+        names = {wire: name for name, wire in tool_names(req, NAME_GEMINI).items()}
         for cand in candidates:
-            texts, calls = _parts(cand)
-            finish = _finish(cand.get("finishReason"), bool(calls), provider)
-            content = "".join(texts) or (None if calls or finish == "content_filter" else "")
-            choice: dict[str, Any] = {"index": int(cand.get("index", 0)),
-                                      "message": message(content, [_tool_call(c) for c in calls]),
+            parts = _Parts(cand, names, show_thoughts=_shows_thoughts(req, target))
+            finish = _finish(cand.get("finishReason"), bool(parts.calls), provider)
+            content = "".join(parts.texts) or (None if parts.calls or finish == "content_filter" else "")
+            refusal = None
+            if finish == "content_filter" and content:  # the model's own explanation of a refusal
+                refusal, content = content, None
+            msg = message(content, parts.calls, refusal, reasoning="".join(parts.thoughts), details=parts.details)
+            choice: dict[str, Any] = {"index": int(cand.get("index", 0)), "message": msg,
                                       "finish_reason": finish}
             if req.logprobs:
                 choice["logprobs"] = _logprobs(cand.get("logprobsResult"))
@@ -328,7 +371,9 @@ class GeminiAdapter(Adapter):
                           id=f"chatcmpl-{rid}" if isinstance(rid, str) and _RESPONSE_ID.match(rid) else None)
 
     def stream_translator(self, req: ChatRequest, target: Target) -> StreamTranslator:
-        return GeminiStream(target.provider.name, logprobs=bool(req.logprobs))
+        names = {wire: name for name, wire in tool_names(req, NAME_GEMINI).items()}
+        return GeminiStream(target.provider.name, logprobs=bool(req.logprobs), names=names,
+                            thoughts=_shows_thoughts(req, target))
 
     def map_error(self, status: int, body: bytes, headers: Mapping[str, str], provider: str) -> SkylaneError:
         try:

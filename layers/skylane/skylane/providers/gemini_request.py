@@ -9,7 +9,17 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import InvalidRequest, UnsupportedParameter
-from skylane.providers.base import CallContext, Media, append_turn, content_text, parse_data_url
+from skylane.providers.base import (
+    NAME_GEMINI,
+    CallContext,
+    Media,
+    append_turn,
+    content_text,
+    parse_data_url,
+    tool_names,
+    wire_name,
+)
+from skylane.providers.reasoning import budget, details_of, effort, lowest, signature_from_id
 
 __all__ = ["build_body"]
 
@@ -19,8 +29,7 @@ if TYPE_CHECKING:
 
 _DROPPED = {"user", "metadata", "store", "safety_identifier", "prompt_cache_key", "service_tier",
             "parallel_tool_calls", "stream_options"}
-_EFFORT_BUDGET = {"none": 0, "minimal": 0, "low": 1024, "medium": 8192, "high": 24576}
-_EFFORT_LEVEL = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
+FORMAT = "google-gemini-v1"
 _SKIP_SIGNATURE = "skip_thought_signature_validator"
 _FILE_URI = re.compile(r"^(gs://|https://generativelanguage\.googleapis\.com/)")
 _YOUTUBE = re.compile(r"^https?://(www\.|m\.)?(youtube\.com|youtu\.be)/")
@@ -132,7 +141,10 @@ async def _contents(req: ChatRequest, target: Target, ctx: CallContext) -> tuple
     system: list[str] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool_call_id → function name
-    signed = target.upstream_model.startswith("gemini-3")
+    # Gemini 3 (thinkingLevel models) refuse a replayed call without its signature: the signature from
+    # reasoning_details or the tool-call id, else Google's documented sentinel (history from elsewhere)
+    signed = (target.model.reasoning or {}).get("style") == "gemini_level"
+    fnames = tool_names(req, NAME_GEMINI)
 
     def add(role: str, parts: list[dict[str, Any]]) -> None:
         append_turn(contents, role, parts, "parts")
@@ -151,13 +163,18 @@ async def _contents(req: ChatRequest, target: Target, ctx: CallContext) -> tuple
                 text = msg.content or msg.refusal or ""
             if text:
                 parts.append({"text": text})
+            sigs = {str(d.get("id")): str(d["data"]) for d in details_of(msg, FORMAT)
+                    if d.get("type") == "reasoning.encrypted" and d.get("data") and d.get("id")}
             calls = [(c.id, c.function.name, c.function.arguments) for c in msg.tool_calls or []]
             if msg.function_call is not None:
                 calls.append(("", msg.function_call.name, msg.function_call.arguments))
             for n, (cid, name, arguments) in enumerate(calls):
-                names[cid] = name
+                names[cid] = name = wire_name(name, fnames, NAME_GEMINI)
                 part: dict[str, Any] = {"functionCall": {"name": name, "args": _call_args(arguments, i)}}
-                if signed and n == 0:
+                signature = sigs.get(cid) or signature_from_id(cid)
+                if signature:
+                    part["thoughtSignature"] = signature
+                elif signed and n == 0:
                     part["thoughtSignature"] = _SKIP_SIGNATURE
                 parts.append(part)
             add("model", parts)
@@ -177,16 +194,20 @@ async def _contents(req: ChatRequest, target: Target, ctx: CallContext) -> tuple
 
 
 def _thinking(req: ChatRequest, target: Target) -> dict[str, Any] | None:
-    effort = req.reasoning_effort
-    if effort is None:
+    """thinkingConfig by the catalog row: thinkingBudget (gemini_budget) or thinkingLevel (gemini_level),
+    with includeThoughts so the reasoning text comes back; `none` is budget 0 or the lowest level."""
+    resolved = effort(req, target)
+    if resolved is None:
         return None
-    effort = effort.lower()
-    if effort not in _EFFORT_BUDGET:
-        raise InvalidRequest(f"Invalid value for 'reasoning_effort': {effort[:32]!r}. Supported values are: "
-                             "'none', 'minimal', 'low', 'medium', 'high'.", param="reasoning_effort")
-    if target.upstream_model.startswith("gemini-3"):
-        return {"thinkingLevel": _EFFORT_LEVEL[effort]}
-    return {"thinkingBudget": _EFFORT_BUDGET[effort]}
+    level, spec = resolved
+    if spec.get("style") == "gemini_level":
+        if level == "none":
+            return {"thinkingLevel": lowest(spec)}
+        return {"thinkingLevel": level, "includeThoughts": True}
+    tokens = budget(level, spec)
+    if tokens == 0:
+        return {"thinkingBudget": 0}
+    return {"thinkingBudget": tokens, "includeThoughts": True}
 
 
 async def build_body(req: ChatRequest, target: Target, ctx: CallContext) -> dict[str, Any]:
@@ -200,8 +221,9 @@ async def build_body(req: ChatRequest, target: Target, ctx: CallContext) -> dict
         if not target.model.tools:
             raise _unsupported("tools", f" ('{target.requested}' has no tool use)")
         decls = []
+        fnames = tool_names(req, NAME_GEMINI)
         for t in req.tools:
-            d: dict[str, Any] = {"name": t.function.name}
+            d: dict[str, Any] = {"name": fnames[t.function.name]}
             if t.function.description:
                 d["description"] = t.function.description
             if t.function.parameters:
@@ -213,7 +235,8 @@ async def build_body(req: ChatRequest, target: Target, ctx: CallContext) -> dict
             if isinstance(choice, str):
                 fcc: dict[str, Any] = {"mode": {"none": "NONE", "auto": "AUTO", "required": "ANY"}[choice]}
             else:
-                fcc = {"mode": "ANY", "allowedFunctionNames": [choice.function.name]}
+                fcc = {"mode": "ANY", "allowedFunctionNames": [wire_name(choice.function.name, fnames,
+                                                                                 NAME_GEMINI)]}
             body["toolConfig"] = {"functionCallingConfig": fcc}
     gen: dict[str, Any] = {}
     for key, value in (("temperature", req.temperature), ("topP", req.top_p), ("maxOutputTokens", req.output_limit),
