@@ -47,6 +47,7 @@ def create_key(
     rpm: int | None = DEFAULT_RPM,
     tpm: int | None = DEFAULT_TPM,
     credits_micros: int | None = None,
+    monthly_budget_micros: int | None = None,
     models: Sequence[str] = (),
     expires_at: int | None = None,
     admin: bool = False,
@@ -57,6 +58,7 @@ def create_key(
         record = KeyRecord(
             key_id=key_id, secret_hash=hash_secret(secret), name=name, created_at=int(time.time()),
             expires_at=expires_at, rpm=rpm, tpm=tpm, models=tuple(models), credits_micros=credits_micros,
+            monthly_budget_micros=monthly_budget_micros,
             admin=admin,
         )
         try:
@@ -99,6 +101,7 @@ def update_key(
     tpm: Any = UNCHANGED,
     credits_micros: Any = UNCHANGED,  # set the balance (None: unlimited)
     add_credits_micros: int | None = None,  # top up (or down) atomically
+    monthly_budget_micros: Any = UNCHANGED,  # spend cap per UTC month (None: no cap)
     models: Sequence[str] | None = None,  # () clears the allow-list
     expires_at: Any = UNCHANGED,  # epoch seconds, or None for never
     revoked: bool | None = None,
@@ -119,7 +122,8 @@ def update_key(
 
     if name is not None:
         assign("name", name, {"S": name})
-    for attr, value in (("rpm", rpm), ("tpm", tpm), ("credits_micros", credits_micros), ("expires_at", expires_at)):
+    for attr, value in (("rpm", rpm), ("tpm", tpm), ("credits_micros", credits_micros), ("expires_at", expires_at),
+                        ("monthly_budget_micros", monthly_budget_micros)):
         if value is not UNCHANGED:
             assign(attr, value, None if value is None else {"N": str(int(value))})
     if models is not None:

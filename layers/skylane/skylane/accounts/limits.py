@@ -33,11 +33,12 @@ from skylane.accounts.gate import Principal, Reservation
 from skylane.accounts.keys import KeyRecord
 from skylane.accounts.store import call, dynamodb_client, error_code, map_error
 from skylane.accounts.usage_agg import record_usage
-from skylane.core.errors import InsufficientCredits, RateLimited, SkylaneError
+from skylane.core.errors import InsufficientCredits, MonthlyBudgetExceeded, RateLimited, SkylaneError
 from skylane.core.settings import Settings
 from skylane.ops.observe import logger
 
-__all__ = ["WINDOW_SECONDS", "DynamoLimiter", "format_reset", "ledger_sk", "rate_sk"]
+__all__ = ["WINDOW_SECONDS", "DynamoLimiter", "format_reset", "ledger_sk", "month_of", "month_sk", "next_month",
+           "rate_sk"]
 
 WINDOW_SECONDS = 60
 COUNTER_TTL = 2 * 3600  # counters are deleted (eventually) two hours after their window
@@ -50,6 +51,21 @@ def rate_sk(window: int) -> str:
 
 def ledger_sk(day: str, model_id: str) -> str:
     return f"usage#{day}#{model_id}"
+
+
+def month_sk(month: str) -> str:
+    """The key's spend in one UTC month (`YYYY-MM`): a new month is a new item, so the cap resets by key."""
+    return f"month#{month}"
+
+
+def month_of(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+
+
+def next_month(now: float) -> datetime:
+    """The 1st of the next UTC month, 00:00 (when a monthly budget resets)."""
+    t = datetime.fromtimestamp(now, UTC)
+    return datetime(t.year + t.month // 12, t.month % 12 + 1, 1, tzinfo=UTC)
 
 
 def format_reset(seconds: float) -> str:
@@ -93,6 +109,8 @@ class DynamoLimiter:
             return Reservation(principal=principal, tokens=0, window=window)
         if record.credits_micros is not None and record.credits_micros <= 0:
             raise InsufficientCredits(INSUFFICIENT)
+        if record.monthly_budget_micros is not None:
+            await self._check_month(record, now)
         if record.rpm is None and record.tpm is None:
             return Reservation(principal=principal, tokens=0, window=window)
         reset = (window + 1) * WINDOW_SECONDS - now
@@ -138,6 +156,21 @@ class DynamoLimiter:
         attrs = resp.get("Attributes")
         headers = self._headers(record, _count(attrs, "requests"), _count(attrs, "tokens"), reset)
         return Reservation(principal=principal, tokens=tokens, window=window, headers=headers)
+
+    async def _check_month(self, record: KeyRecord, now: float) -> None:
+        """402 once this month's spend reached the cap. The spend is read once per cached record
+        and month (a new month is a new item); settles keep it current within this process."""
+        month = month_of(now)
+        if record.month != month:
+            resp = await call(self.client.get_item, TableName=self.table, ConsistentRead=True,
+                              Key={"pk": {"S": f"key#{record.key_id}"}, "sk": {"S": month_sk(month)}})
+            record.month, record.month_spent_micros = month, _count(resp.get("Item"), "cost_micros")
+        cap = record.monthly_budget_micros
+        if cap is not None and record.month_spent_micros >= cap:
+            reset = next_month(now).strftime("%Y-%m-%d %H:%M UTC")
+            raise MonthlyBudgetExceeded(
+                f"Monthly budget reached: this key may spend ${cap / 1_000_000:.2f} per month and has spent "
+                f"${record.month_spent_micros / 1_000_000:.6f} in {month}. It resets on {reset}.")
 
     def _refusal(self, record: KeyRecord, used_r: int, used_t: int, tokens: int, reset: float) -> RateLimited:
         headers = self._headers(record, used_r, used_t, reset)
@@ -193,6 +226,7 @@ class DynamoLimiter:
             jobs.append(self._adjust_tokens(record, reservation.window, prompt + completion - reservation.tokens))
         if cost:
             jobs.append(self._charge(record, cost))
+            jobs.append(self._month_spend(record, cost))
         await self._run_all(record, jobs)
 
     async def release(self, reservation: Reservation, model_id: str | None = None) -> None:
@@ -240,6 +274,23 @@ class DynamoLimiter:
             ExpressionAttributeValues={":one": {"N": "1"}, ":p": {"N": str(prompt)}, ":c": {"N": str(completion)},
                                        ":k": {"N": str(cached)}, ":m": {"N": str(cost)}},
         )
+
+    async def _month_spend(self, record: KeyRecord, cost: int) -> None:
+        month = month_of(self.clock())
+        resp = await call(
+            self.client.update_item,
+            TableName=self.table,
+            Key={"pk": {"S": f"key#{record.key_id}"}, "sk": {"S": month_sk(month)}},
+            UpdateExpression="ADD #r :one, cost_micros :m",
+            ExpressionAttributeNames={"#r": "requests"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":m": {"N": str(cost)}},
+            ReturnValues="UPDATED_NEW",
+        )
+        spent = _count(resp.get("Attributes"), "cost_micros")
+        if record.month != month:
+            record.month, record.month_spent_micros = month, spent
+        else:  # settles finish in any order: the spend only goes up
+            record.month_spent_micros = max(record.month_spent_micros, spent)
 
     async def _charge(self, record: KeyRecord, cost: int) -> None:
         """Debit atomically; the cached record learns the new balance. The cached record says

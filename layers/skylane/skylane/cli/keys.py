@@ -129,6 +129,10 @@ def _money(micros: int | None) -> str:
     return "-" + text if micros < 0 else text
 
 
+def _budget(micros: int | None) -> str:
+    return "none" if micros is None else _money(micros)
+
+
 def _lim(value: int | None) -> str:
     return "unlimited" if value is None else str(value)
 
@@ -147,6 +151,7 @@ def _describe(record: KeyRecord) -> str:
         ("created", _iso(record.created_at)), ("expires", _iso(record.expires_at)),
         ("requests/min", _lim(record.rpm)), ("tokens/min", _lim(record.tpm)),
         ("credits", _money(record.credits_micros)), ("spent", _money(record.spent_micros)),
+        ("monthly budget", _budget(record.monthly_budget_micros)),
         ("models", ", ".join(record.models) or "all"),
         ("role", "admin" if record.admin else "api"),
     ]
@@ -171,7 +176,8 @@ def _cmd_tables_create(args: argparse.Namespace) -> int:
 def _cmd_create(args: argparse.Namespace) -> int:
     client, settings = _context()
     key, record = create_key(client, settings, args.name, rpm=args.rpm, tpm=args.tpm, credits_micros=args.credits,
-                             models=args.models or (), expires_at=args.expires, admin=args.admin)
+                             monthly_budget_micros=args.monthly_budget, models=args.models or (),
+                             expires_at=args.expires, admin=args.admin)
     if args.json:
         print(json.dumps({"key": key, **record.public()}))
     else:
@@ -188,8 +194,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([r.public() for r in records]))
         return 0
     rows = [[r.key_id, r.name, r.status, _lim(r.rpm), _lim(r.tpm), _money(r.credits_micros), _money(r.spent_micros),
-             _iso(r.expires_at), ",".join(r.models) or "all"] for r in records]
-    print(_table(["KEY ID", "NAME", "STATUS", "RPM", "TPM", "CREDITS", "SPENT", "EXPIRES", "MODELS"], rows))
+             _budget(r.monthly_budget_micros), _iso(r.expires_at), ",".join(r.models) or "all"] for r in records]
+    print(_table(["KEY ID", "NAME", "STATUS", "RPM", "TPM", "CREDITS", "SPENT", "MONTHLY BUDGET", "EXPIRES", "MODELS"],
+                 rows))
     return 0
 
 
@@ -223,6 +230,8 @@ def _cmd_update(args: argparse.Namespace) -> int:
         changes["credits_micros"] = args.credits
     if args.add_credits is not None:
         changes["add_credits_micros"] = args.add_credits
+    if args.monthly_budget is not _MISSING:
+        changes["monthly_budget_micros"] = args.monthly_budget
     if args.clear_models:
         changes["models"] = ()
     elif args.models:
@@ -284,6 +293,8 @@ def register(sub: Any) -> None:
     create.add_argument("--rpm", type=_limit, default=DEFAULT_RPM, help=f"requests per minute (default {DEFAULT_RPM})")
     create.add_argument("--tpm", type=_limit, default=DEFAULT_TPM, help=f"tokens per minute (default {DEFAULT_TPM})")
     create.add_argument("--credits", type=_usd, default=None, metavar="USD", help="credit balance (default unlimited)")
+    create.add_argument("--monthly-budget", type=_usd, default=None, metavar="USD",
+                        help="spend cap per UTC month (default none)")
     create.add_argument("--models", nargs="+", metavar="PATTERN", help="allowed models, e.g. 'openai/*'")
     create.add_argument("--expires", type=_expires, default=None, metavar="DATE", help="YYYY-MM-DD, ISO time or 30d")
     create.add_argument("--admin", action="store_true",
@@ -313,6 +324,8 @@ def register(sub: Any) -> None:
     money = update.add_mutually_exclusive_group()
     money.add_argument("--credits", type=_usd, default=_MISSING, metavar="USD", help="set the balance ('unlimited')")
     money.add_argument("--add-credits", type=_topup, default=None, metavar="USD", help="top up the balance")
+    update.add_argument("--monthly-budget", type=_usd, default=_MISSING, metavar="USD",
+                        help="spend cap per UTC month ('unlimited' or 'none' removes it)")
     models = update.add_mutually_exclusive_group()
     models.add_argument("--models", nargs="+", metavar="PATTERN", help="replace the allow-list")
     models.add_argument("--all-models", dest="clear_models", action="store_true", help="allow every model")

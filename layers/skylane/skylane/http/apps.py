@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from skylane.core.settings import Settings
+from skylane.http.account import add_account_routes
 from skylane.http.admin import add_admin_routes
 from skylane.http.common import install_common
 from skylane.http.models import add_model_routes
@@ -53,12 +54,14 @@ def create_completions_app(settings: Settings | None = None, state: AppState | N
     app, _ = _base("Skylane completions", state, settings)
     add_completion_routes(app)
     add_model_routes(app)
+    add_account_routes(app)
     return app
 
 
 def create_models_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     app, _ = _base("Skylane models", state, settings)
     add_model_routes(app)
+    add_account_routes(app)
     add_admin_routes(app)  # the operator console and its API (buffered, no streaming)
     add_console_routes(app)
     return app
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     app, _ = _base("Skylane", state, settings)
     add_completion_routes(app)
     add_model_routes(app)
+    add_account_routes(app)
     add_admin_routes(app)
     add_console_routes(app)
     return app

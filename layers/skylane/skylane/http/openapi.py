@@ -62,6 +62,8 @@ class Usage(BaseModel):
     total_tokens: int
     prompt_tokens_details: dict[str, int] | None = None
     completion_tokens_details: dict[str, int] | None = None
+    estimated: bool | None = None  # true: counted by the gateway (the provider reported none)
+    cost: float | None = None  # USD, what the key was charged (= x-skylane-cost-usd)
 
 
 class ChatCompletion(BaseModel):
@@ -119,9 +121,53 @@ class ChatModelList(BaseModel):
     data: list[ChatModel]
 
 
+class KeyLimits(BaseModel):
+    rpm: int | None  # null: unlimited
+    tpm: int | None
+
+
+class KeySpend(BaseModel):
+    today_usd: float
+    month_usd: float
+    month: str  # YYYY-MM (UTC)
+    total_usd: float
+
+
+class KeyInfo(BaseModel):
+    object: Literal["key"]
+    key_id: str
+    name: str
+    status: Literal["active", "revoked", "expired"]
+    created_at: str | None
+    expires_at: str | None
+    limits: KeyLimits
+    credits_usd: float | None  # null: no balance (unlimited)
+    monthly_budget_usd: float | None  # null: no monthly cap
+    monthly_budget_resets_at: str  # the 1st of next month, 00:00 UTC
+    spend: KeySpend
+    models: list[str]  # allowed model patterns; empty: every model
+
+
+class UsageRow(BaseModel):
+    day: str
+    model: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    cost_usd: float
+
+
+class UsageList(BaseModel):
+    object: Literal["list"]
+    key_id: str
+    since: str
+    data: list[UsageRow]
+
+
 _MODELS: list[type[BaseModel]] = [ChatRequest, EmbeddingRequest, ErrorResponse, ChatCompletion, ChatCompletionChunk,
                                   ModelList,
-                                  ChatModelList]
+                                  ChatModelList, KeyInfo, UsageList]
 
 
 # One server-sent event of a stream (before OpenAPI 3.2, a text/event-stream `schema` describes one
@@ -250,6 +296,7 @@ def install_openapi(app: FastAPI) -> None:
                 schemas.setdefault(name, sub)
             schemas[model.__name__] = js
         schemas["MessagesRequest"] = _MESSAGES_REQUEST
+        schemas["CreateResponse"] = _RESPONSES_REQUEST
         settings = _settings(app)
         _request_rules(schemas["ChatRequest"], settings.default_model if settings else None)
         auth = bool(settings and settings.auth_enabled)
@@ -282,6 +329,19 @@ def install_openapi(app: FastAPI) -> None:
                         # a key is optional here; when one is sent, only the models it may use are shown
                         op["security"] = [*_KEY_REQUIRED, {}]
                         responses["401"] = _ERRORS["401"]
+                elif path in ("/v1/key", "/v1/usage"):
+                    if path == "/v1/key":
+                        responses["200"] = {"description": "The calling key", "content": _json("KeyInfo")}
+                    else:
+                        op["parameters"] = [{"name": "since", "in": "query", "required": False,
+                                             "schema": {"type": "string", "default": "30d"},
+                                             "description": "First UTC day: a date, an ISO time, or e.g. 7d"}]
+                        responses["200"] = {"description": "The calling key's ledger rows",
+                                            "content": _json("UsageList")}
+                        responses["400"] = _ERRORS["400"]
+                    responses["401"] = _ERRORS["401"]
+                    if auth:
+                        op["security"] = _KEY_REQUIRED
                 elif auth:
                     op["security"] = []
                 responses.pop("422", None)

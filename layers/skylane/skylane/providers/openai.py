@@ -121,6 +121,8 @@ class OpenAIAdapter(Adapter):
                 opts = dict(body.get("stream_options") or {})
                 opts["include_usage"] = True
                 body["stream_options"] = opts
+            else:  # the provider rejects stream_options: the gateway counts the usage (pipeline/usage.py)
+                body.pop("stream_options", None)
         else:
             body.pop("stream_options", None)
         headers = {"content-type": "application/json", "accept": "application/json"}
