@@ -34,6 +34,10 @@ __all__ = ["ADAPTER", "OpenAIAdapter", "OpenAIStream"]
 
 _GATEWAY_FIELDS = ("models",)
 
+_NOT_RELAYED = frozenset({"usage", "id", "object", "created", "model"})  # the gateway sets these
+# an empty-choices chunk is relayed when it carries more than these (e.g. Azure's prompt_filter_results):
+# the usage-only chunk (with its repeated per-chunk fields) is replaced by the gateway's own
+_CHUNK_ENVELOPE = frozenset({"choices", "system_fingerprint", "service_tier", "obfuscation"})
 
 class OpenAIStream(StreamTranslator):
     def __init__(self, provider: str) -> None:
@@ -61,7 +65,11 @@ class OpenAIStream(StreamTranslator):
             self.usage = usage
         choices = obj.get("choices") or []
         if not choices:
-            return []
+        # every top-level field is relayed (service_tier, system_fingerprint, prompt_filter_results, ...);
+        # the usage is the gateway's own final chunk, and a usage-only chunk is not relayed
+        out: dict[str, Any] = {k: v for k, v in obj.items() if k not in _NOT_RELAYED}
+        out["choices"] = choices
+            return [out] if set(out) - _CHUNK_ENVELOPE else []
         for choice in choices:
             if "finish_reason" not in choice:
                 choice["finish_reason"] = None
@@ -70,10 +78,6 @@ class OpenAIStream(StreamTranslator):
                 self._seen.add(index)
                 delta = choice.setdefault("delta", {})
                 delta.setdefault("role", "assistant")
-        out: dict[str, Any] = {"choices": choices}
-        fp = obj.get("system_fingerprint")
-        if fp:
-            out["system_fingerprint"] = fp
         return [out]
 
 
@@ -130,6 +134,8 @@ class OpenAIAdapter(Adapter):
             headers["accept"] = "text/event-stream"
         if ctx.api_key:
             headers["authorization"] = f"Bearer {ctx.api_key}"
+        if not target.provider.max_completion_tokens and "max_completion_tokens" in body:
+            body["max_tokens"] = body.pop("max_completion_tokens")  # the provider knows only max_tokens
         headers.update(ctx.extra_headers)
         return UpstreamRequest(url=f"{ctx.base_url}/chat/completions", headers=headers, body=body)
 
