@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 __all__ = ["ADAPTER", "OpenAIAdapter", "OpenAIStream"]
 
 _GATEWAY_FIELDS = ("models",)
-
 _NOT_RELAYED = frozenset({"usage", "id", "object", "created", "model"})  # the gateway sets these
 # an empty-choices chunk is relayed when it carries more than these (e.g. Azure's prompt_filter_results):
 # the usage-only chunk (with its repeated per-chunk fields) is replaced by the gateway's own
 _CHUNK_ENVELOPE = frozenset({"choices", "system_fingerprint", "service_tier", "obfuscation"})
+
 
 class OpenAIStream(StreamTranslator):
     def __init__(self, provider: str) -> None:
@@ -64,11 +64,11 @@ class OpenAIStream(StreamTranslator):
         if usage:
             self.usage = usage
         choices = obj.get("choices") or []
-        if not choices:
         # every top-level field is relayed (service_tier, system_fingerprint, prompt_filter_results, ...);
         # the usage is the gateway's own final chunk, and a usage-only chunk is not relayed
         out: dict[str, Any] = {k: v for k, v in obj.items() if k not in _NOT_RELAYED}
         out["choices"] = choices
+        if not choices:
             return [out] if set(out) - _CHUNK_ENVELOPE else []
         for choice in choices:
             if "finish_reason" not in choice:
@@ -120,6 +120,8 @@ class OpenAIAdapter(Adapter):
         for name in _GATEWAY_FIELDS:
             body.pop(name, None)
         body["model"] = target.upstream_model
+        if not target.provider.max_completion_tokens and "max_completion_tokens" in body:
+            body["max_tokens"] = body.pop("max_completion_tokens")  # the provider knows only max_tokens
         if req.stream:
             if target.provider.stream_usage:
                 opts = dict(body.get("stream_options") or {})
@@ -134,8 +136,6 @@ class OpenAIAdapter(Adapter):
             headers["accept"] = "text/event-stream"
         if ctx.api_key:
             headers["authorization"] = f"Bearer {ctx.api_key}"
-        if not target.provider.max_completion_tokens and "max_completion_tokens" in body:
-            body["max_tokens"] = body.pop("max_completion_tokens")  # the provider knows only max_tokens
         headers.update(ctx.extra_headers)
         return UpstreamRequest(url=f"{ctx.base_url}/chat/completions", headers=headers, body=body)
 
