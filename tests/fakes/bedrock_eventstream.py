@@ -46,6 +46,8 @@ from urllib.parse import unquote, urlsplit
 
 from botocore.awsrequest import AWSResponse
 
+from tests.fakes.embeddings import bedrock_invoke
+
 __all__ = ["FakeBedrock", "encode_frame", "event_frame", "exception_frame", "mime_of"]
 
 # ---- the frame encoder ---------------------------------------------------------------------------
@@ -152,7 +154,8 @@ class FakeBedrock:
     def install(self, client: Any) -> None:
         """Answer this boto3 bedrock-runtime client's Converse / ConverseStream calls."""
         events = client.meta.events
-        for op, handler in (("Converse", self._converse), ("ConverseStream", self._converse_stream)):
+        for op, handler in (("Converse", self._converse), ("ConverseStream", self._converse_stream),
+                            ("InvokeModel", self._invoke_embeddings)):
             name = f"before-send.bedrock-runtime.{op}"
             events.unregister(name, unique_id=f"fake-bedrock-{op}")  # a newer fake replaces an older one
             events.register(name, handler, unique_id=f"fake-bedrock-{op}")
@@ -188,6 +191,20 @@ class FakeBedrock:
             "metrics": {"latencyMs": 12},
         }
         return self._response(request, 200, {"content-type": "application/json"}, iter([json.dumps(out).encode()]))
+
+    def _invoke_embeddings(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        """InvokeModel for Titan / Cohere embeddings (tests/fakes/embeddings.py); None (not answered
+        here) for other models."""
+        model_id = unquote(urlsplit(request.url).path.split("/")[2])
+        body = json.loads(request.body) if request.body else {}
+        answer = bedrock_invoke(model_id, body)
+        if answer is None:
+            return None
+        self._record(request, "InvokeModel")
+        status, headers, payload = answer
+        raw = json.dumps(payload).encode()
+        return self._response(request, status, {"content-type": "application/json",
+                                                "content-length": str(len(raw)), **headers}, iter([raw]))
 
     def _converse_stream(self, request: Any, **kwargs: Any) -> AWSResponse:
         rec = self._record(request, "ConverseStream")

@@ -34,6 +34,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.embeddings import gemini_batch_embed
+
 MODEL_VERSION = "gemini-2.5-flash"
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
            500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
@@ -72,6 +74,9 @@ class FakeGemini:
             return JSONResponse(google_error(400, "API key not valid. Please pass a valid API key.", details=[
                 {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
                  "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}]), 400)
+        if method == "batchEmbedContents":  # embeddings: tests/fakes/embeddings.py
+            status, payload = gemini_batch_embed(model, body)
+            return JSONResponse(payload, status)
         if method not in ("generateContent", "streamGenerateContent"):
             return JSONResponse(google_error(404, f"Method not found: {method}"), 404)
         stream = method == "streamGenerateContent"

@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse as _StarletteJSON
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.fakes.embeddings import openai_embeddings
 
 class JSONResponse(_StarletteJSON):
     """Like OpenAI's servers, escape non-ASCII (so lone surrogates survive as \\u escapes)."""
@@ -48,7 +49,18 @@ class FakeOpenAI:
     def __init__(self, key: str = "sk-upstream-test") -> None:
         self.key = key
         self.requests: list[dict[str, Any]] = []
-        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"])])
+        self.embedding_requests: list[dict[str, Any]] = []  # POST /v1/embeddings (tests/fakes/embeddings.py)
+        self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                                     Route("/v1/embeddings", self.embeddings, methods=["POST"])])
+
+    async def embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        self.embedding_requests.append({"body": body, "headers": dict(request.headers)})
+        if request.headers.get("authorization") != f"Bearer {self.key}":
+            return JSONResponse({"error": {"message": "Incorrect API key provided: sk-up***", "type":
+                                 "invalid_request_error", "param": None, "code": "invalid_api_key"}}, 401)
+        status, payload = openai_embeddings(body)
+        return JSONResponse(payload, status)
 
     async def chat(self, request: Request) -> Response:
         body = await request.json()
