@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from tests.fakes.embeddings import openai_embeddings
 
+
 class JSONResponse(_StarletteJSON):
     """Like OpenAI's servers, escape non-ASCII (so lone surrogates survive as \\u escapes)."""
 
