@@ -56,3 +56,24 @@ def _validator(name: str) -> jsonschema.protocols.Validator:
 def validate(name: str, instance: Any) -> None:
     """Raise jsonschema.ValidationError when `instance` does not match components.schemas[name]."""
     _validator(name).validate(instance)
+
+
+@functools.cache
+def _event_schemas() -> dict[str, str]:
+    """Responses stream event type -> its schema name (the members of ResponseStreamEvent)."""
+    doc = _document()
+    schemas = doc["components"]["schemas"]
+    out = {}
+    for ref in schemas["ResponseStreamEvent"]["anyOf"]:
+        name = ref["$ref"].rsplit("/", 1)[1]
+        for kind in schemas[name].get("properties", {}).get("type", {}).get("enum", []):
+            out[kind] = name
+    return out
+
+
+def validate_response_event(event: dict[str, Any]) -> None:
+    """Validate one Responses stream event against its own member of ResponseStreamEvent (clear errors)."""
+    name = _event_schemas().get(event.get("type", ""))
+    if name is None:
+        raise jsonschema.ValidationError(f"unknown Responses stream event type {event.get('type')!r}")
+    validate(name, event)

@@ -11,6 +11,7 @@ Behaviour is chosen by the last message, so tests drive it through any client:
   "midstream"     → a stream that sends an error event after one chunk
   anything else   → "Hello from fake-openai: <text>"
 Every request is recorded in `FakeOpenAI.requests` (body and headers) for assertions.
+POST /v1/responses speaks the Responses API (tests/fakes/openai_responses.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from tests.fakes.embeddings import openai_embeddings
+from tests.fakes.openai_responses import responses_endpoint
 
 
 class JSONResponse(_StarletteJSON):
@@ -52,7 +54,12 @@ class FakeOpenAI:
         self.requests: list[dict[str, Any]] = []
         self.embedding_requests: list[dict[str, Any]] = []  # POST /v1/embeddings (tests/fakes/embeddings.py)
         self.app = Starlette(routes=[Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                                     Route("/v1/embeddings", self.embeddings, methods=["POST"])])
+                                     Route("/v1/embeddings", self.embeddings, methods=["POST"]),
+                                     Route("/v1/responses", self.responses, methods=["POST"])])
+
+    async def responses(self, request: Request) -> Response:
+        """The Responses API (tests/fakes/openai_responses.py)."""
+        return await responses_endpoint(self, request)
 
     async def embeddings(self, request: Request) -> Response:
         body = await request.json()

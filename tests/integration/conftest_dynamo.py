@@ -68,12 +68,13 @@ class Tables:
 @pytest.fixture
 def dynamo_tables(dynamo_env: dict[str, str]) -> Iterator[Tables]:
     suffix = uuid.uuid4().hex[:10]
-    env = {**dynamo_env, "SKYLANE_KEYS_TABLE": f"test-keys-{suffix}", "SKYLANE_LIMITS_TABLE": f"test-limits-{suffix}"}
+    env = {**dynamo_env, "SKYLANE_KEYS_TABLE": f"test-keys-{suffix}", "SKYLANE_LIMITS_TABLE": f"test-limits-{suffix}",
+           "SKYLANE_RESPONSES_TABLE": f"test-responses-{suffix}"}
     settings = Settings.from_env(env)
     client = dynamodb_client(settings)
     create_tables(client, settings)
     yield Tables(keys=settings.keys_table, limits=settings.limits_table, env=env, settings=settings, client=client)
-    for name in (settings.keys_table, settings.limits_table):
+    for name in (settings.keys_table, settings.limits_table, settings.responses_table):
         try:
             client.delete_table(TableName=name)
         except Exception:  # noqa: S110 (best effort; the in-memory database goes away with the session)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from moto import mock_aws
 
-from skylane.accounts.store import KEYS_TABLE, LIMITS_TABLE, TableSpec, create_tables
+from skylane.accounts.store import KEYS_TABLE, LIMITS_TABLE, RESPONSES_TABLE, TableSpec, create_tables
 from skylane.core.settings import Settings
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -42,7 +42,7 @@ def _norm(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
     return sorted(tuple(sorted(r.items())) for r in rows)
 
 
-@pytest.mark.parametrize("spec", [KEYS_TABLE, LIMITS_TABLE], ids=lambda s: s.logical_id)
+@pytest.mark.parametrize("spec", [KEYS_TABLE, LIMITS_TABLE, RESPONSES_TABLE], ids=lambda s: s.logical_id)
 def test_table_definitions_match_template(resources, spec: TableSpec):
     res = resources[spec.logical_id]
     assert res["Type"] == "AWS::DynamoDB::Table"
@@ -62,7 +62,7 @@ def test_table_definitions_match_template(resources, spec: TableSpec):
 
 def test_template_passes_the_table_names_the_code_reads(resources):
     text = TEMPLATE.read_text()
-    assert "SKYLANE_KEYS_TABLE" in text and "SKYLANE_LIMITS_TABLE" in text
+    assert "SKYLANE_KEYS_TABLE" in text and "SKYLANE_LIMITS_TABLE" in text and "SKYLANE_RESPONSES_TABLE" in text
 
 
 def test_tables_create_is_idempotent_and_enables_ttl_and_pitr():
@@ -71,7 +71,8 @@ def test_tables_create_is_idempotent_and_enables_ttl_and_pitr():
         client = boto3.client("dynamodb", region_name="us-east-1")
         lines = create_tables(client, settings)
         assert lines[0].startswith("created  skylane-keys") and lines[1].startswith("created  skylane-limits")
-        assert [line.split()[0] for line in create_tables(client, settings)] == ["exists", "exists"]
+        assert lines[2].startswith("created  skylane-responses")
+        assert [line.split()[0] for line in create_tables(client, settings)] == ["exists", "exists", "exists"]
         ttl = client.describe_time_to_live(TableName="skylane-limits")["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
         backups = client.describe_continuous_backups(TableName="skylane-keys")["ContinuousBackupsDescription"]

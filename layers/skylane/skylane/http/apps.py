@@ -21,6 +21,7 @@ from skylane.http.admin import add_admin_routes
 from skylane.http.common import install_common
 from skylane.http.models import add_model_routes
 from skylane.http.openapi import install_openapi
+from skylane.http.responses import add_responses_routes
 from skylane.http.routes import add_completion_routes
 from skylane.http.static import add_console_routes
 from skylane.pipeline.respond import JSONBytes
@@ -53,6 +54,7 @@ def _base(title: str, state: AppState | None, settings: Settings | None) -> tupl
 def create_completions_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     app, _ = _base("Skylane completions", state, settings)
     add_completion_routes(app)
+    add_responses_routes(app)
     add_model_routes(app)
     add_account_routes(app)
     return app
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     """Both surfaces on one app: what `skylane serve` and `make run` serve."""
     app, _ = _base("Skylane", state, settings)
     add_completion_routes(app)
+    add_responses_routes(app)
     add_model_routes(app)
     add_account_routes(app)
     add_admin_routes(app)

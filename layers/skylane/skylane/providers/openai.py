@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import SkylaneError, UpstreamError
+from skylane.providers import openai_responses
 from skylane.providers.base import (
     Adapter,
     CallContext,
@@ -108,6 +109,20 @@ def _stream_error(obj: dict[str, Any], provider: str) -> SkylaneError:
 
 class OpenAIAdapter(Adapter):
     protocol = "openai"
+    native_dialects = frozenset({openai_responses.DIALECT})
+
+    # ---- native: OpenAI's Responses API, only where the provider row says `"responses": true`
+    def native_for(self, dialect: str, target: Target) -> bool:
+        return dialect in self.native_dialects and target.provider.responses
+
+    def build_native(self, dialect: str, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+        return openai_responses.build_responses(req, target, ctx)
+
+    def native_usage(self, dialect: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        return openai_responses.responses_usage_of(data.get("usage"))
+
+    def native_translator(self, dialect: str, req: ChatRequest, target: Target) -> StreamTranslator:
+        return openai_responses.relay(req, target)
     embeddings = True
 
     async def embed(self, req: EmbeddingRequest, target: Target, ctx: CallContext, send: Send) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""The OpenAI Responses API dialect: POST /v1/responses (Codex CLI, the OpenAI Agents SDK).
+
+Parsing and rendering live in responses_parse / responses_render; this module is the dialect and
+its state between calls (stored responses, `accounts.responses`):
+
+- prepare (after auth): `previous_response_id` is always resolved here, from the caller's own
+  stored responses (404 as if absent for another key's): its input and output are prepended to
+  this request's input, for bridged and native targets alike (native targets get the expanded
+  input with `store: false`, so the provider keeps nothing and the gateway's copy is the one).
+  Bridged targets refuse what they cannot run (built-in tools other than web_search, which is
+  dropped, and item types without a chat equivalent) with a 400 naming it.
+- keep (after the answer): with `store` true or absent, the Response and its input are stored
+  under the caller's key id. When the table cannot be reached, an explicit `store: true` is a 400
+  (store_unavailable) and an absent `store` just stores nothing (the Response says `store: false`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from skylane.accounts.responses import ANONYMOUS_OWNER, CHUNK_BYTES, ResponseStore, StoreUnavailable
+from skylane.core.errors import InvalidRequest, NotFound, SkylaneError, envelope
+from skylane.core.request import ChatRequest, parse_request
+from skylane.core.settings import Settings
+from skylane.dialects.responses_parse import load_body, parse, to_chat
+from skylane.dialects.responses_render import ResponsesStream, new_id, output_items, response_object, status_of
+from skylane.pipeline.contract import CallView, Dialect, StreamRenderer
+
+if TYPE_CHECKING:
+    from skylane.pipeline.call import Call
+    from skylane.pipeline.state import AppState
+
+__all__ = ["RESPONSES", "ResponsesDialect", "input_items", "owner_of", "response_store"]
+
+
+class PreviousResponseNotFound(NotFound):
+    code = "previous_response_not_found"
+
+
+def response_store(state: AppState) -> ResponseStore:
+    """The process's store of Responses for this app (one per AppState)."""
+    store: ResponseStore | None = getattr(state, "_responses_store", None)
+    if store is None:
+        store = ResponseStore(state.settings)
+        setattr(state, "_responses_store", store)  # noqa: B010 - AppState is shared; this is its lazy part
+    return store
+
+
+def owner_of(key_id: str | None) -> str:
+    return key_id or ANONYMOUS_OWNER
+
+
+def input_items(wire: dict[str, Any]) -> list[dict[str, Any]]:
+    """A request's `input` as a list of items (a string is one user message)."""
+    items = wire.get("input")
+    if isinstance(items, str):
+        return [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": items}]}]
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
+def _native_history(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stored items fit to send to OpenAI with store: false: reasoning only with OpenAI's own encrypted content."""
+    out = []
+    for item in items:
+        if item.get("type") == "reasoning":
+            enc = item.get("encrypted_content")
+            if not isinstance(enc, str) or enc.startswith("skylane."):
+                continue
+        out.append(item)
+    return out
+
+
+class ResponsesDialect(Dialect):
+    name = "responses"
+
+    def parse(self, body: bytes, settings: Settings) -> ChatRequest:
+        return parse(load_body(body), settings.default_model)
+
+    def answer(self, resp: dict[str, Any], view: CallView) -> dict[str, Any]:
+        choices = resp.get("choices") or [{}]
+        choice = choices[0]
+        status, incomplete = status_of(choice.get("finish_reason"))
+        items = output_items(choice.get("message") or {}, "incomplete" if status == "incomplete" else "completed")
+        return response_object(view, new_id("resp"), int(resp.get("created") or time.time()), status, items,
+                               resp.get("usage"), incomplete=incomplete)
+
+    def stream(self, view: CallView) -> StreamRenderer:
+        return ResponsesStream(view)
+
+    def error_body(self, err: SkylaneError) -> dict[str, Any]:
+        return envelope(err)
+
+    def native_answer(self, data: dict[str, Any], view: CallView) -> dict[str, Any]:
+        data["model"] = view.model
+        wire = view.req.wire
+        data["store"] = wire.get("store", True)
+        data["previous_response_id"] = wire.get("previous_response_id")
+        return data
+
+    # ---- state between calls --------------------------------------------------------------------
+    async def prepare(self, call: Call, native: bool) -> None:
+        req = call.req
+        assert req is not None
+        wire = req.wire
+        store = response_store(call.state)
+        owner = owner_of(call.principal.key_id if call.principal else None)
+        wants_store = wire.get("store") is not False
+        if wants_store or wire.get("previous_response_id"):
+            if not await store.available():
+                if wire.get("store") is True or wire.get("previous_response_id"):
+                    raise StoreUnavailable(
+                        f"Stored responses are unavailable: the gateway cannot reach its table "
+                        f"'{store.table}' (SKYLANE_RESPONSES_TABLE). Send store: false and the whole conversation "
+                        "as input.", param="previous_response_id" if wire.get("previous_response_id") else "store")
+                wire["store"] = False
+                wants_store = False
+        prev = wire.get("previous_response_id")
+        if prev:
+            record = await store.get(owner, prev) if isinstance(prev, str) else None
+            if record is None:
+                raise PreviousResponseNotFound(f"Previous response with id '{str(prev)[:80]}' not found.",
+                                               param="previous_response_id")
+            history = list(record.get("input") or []) + list((record.get("response") or {}).get("output") or [])
+            wire["input"] = (_native_history(history) if native else history) + input_items(wire)
+            chat, _ = to_chat(wire)
+            fresh = parse_request(chat)
+            req.messages = fresh.messages
+            req._raw = fresh._raw
+        if not native:
+            _, problems = to_chat(wire)
+            if problems:
+                raise InvalidRequest(
+                    f"The {problems[0]} is not supported for model '{req.model}': only OpenAI models served natively "
+                    "run it (the request is bridged to another provider).", param="tools" if "tool" in problems[0]
+                    else "input", code="unsupported_for_model")
+        if wants_store and len(str(wire.get("input"))) > CHUNK_BYTES:
+            store.encode({"input": wire.get("input")})  # ResponseTooLarge (400) before the call, not after
+
+    async def keep(self, call: Call, body: dict[str, Any] | None) -> None:
+        req = call.req
+        if body is None or req is None or req.wire.get("store") is False or not isinstance(body.get("id"), str):
+            return
+        owner = owner_of(call.principal.key_id if call.principal else None)
+        record = {"response": body, "input": input_items(req.wire)}
+        await response_store(call.state).put(owner, body["id"], record)
+
+
+RESPONSES = ResponsesDialect()
