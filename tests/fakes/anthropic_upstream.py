@@ -18,6 +18,10 @@ the LAST message:
                        → stop_reason max_tokens / refusal / stop_sequence / pause_turn /
                          model_context_window_exceeded
   otherwise            → "Hello from fake-anthropic: <text>"
+With `thinking` on (enabled / adaptive), a tool_use answer starts with a signed thinking block
+(streamed as thinking_delta + signature_delta); a thinking block sent back must keep its signature, and
+a tool-result turn whose assistant turn does not start with its thinking block is refused with
+Anthropic's 400 text. `role: "system"` messages inside `messages` are accepted (Claude Code).
 Usage always carries nonzero cache_creation_input_tokens and cache_read_input_tokens; streams
 repeat the cumulative usage in message_delta and include `ping` events. Every request is recorded
 in `requests` (body and headers), the usage of every answer in `usages`.
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -46,6 +51,42 @@ _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: 
                 429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error"}
 _STOP_WORDS = {"length": "max_tokens", "refuse": "refusal", "stopseq": "stop_sequence", "pause": "pause_turn",
                "window": "model_context_window_exceeded"}
+
+
+THINKING_TEXT = "Let me think about which tool answers this."
+_THINKING_RULE = ("messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. "
+                  "When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+                  "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+                  "thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult "
+                  "our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
+
+
+def sign(thinking: str) -> str:
+    """The fake's thinking signature: opaque to clients, checked when the block comes back."""
+    return base64.b64encode(hashlib.sha256(b"fake-anthropic:" + thinking.encode()).digest()).decode()
+
+
+def _thinking_on(body: dict[str, Any]) -> bool:
+    t = body.get("thinking")
+    return isinstance(t, dict) and t.get("type") in ("enabled", "adaptive")
+
+
+def _check_thinking(body: dict[str, Any]) -> None:
+    """Anthropic's rules for thinking blocks sent back: signatures intact, and with thinking on, the
+    assistant turn answered by tool results starts with its thinking block."""
+    msgs = [m for m in body["messages"] if m.get("role") != "system"]
+    for i, msg in enumerate(msgs):
+        for j, b in enumerate(_blocks(msg.get("content"))):
+            if b.get("type") == "thinking" and b.get("signature") != sign(str(b.get("thinking", ""))):
+                raise Invalid(f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block")
+    if not _thinking_on(body) or len(msgs) < 2:
+        return
+    last, prev = msgs[-1], msgs[-2]
+    results = [b for b in _blocks(last.get("content")) if b.get("type") == "tool_result"]
+    if last["role"] == "user" and results and prev["role"] == "assistant":
+        first = _blocks(prev.get("content"))[0]
+        if first.get("type") not in ("thinking", "redacted_thinking"):
+            raise Invalid(_THINKING_RULE.format(i=len(msgs) - 2, found=first.get("type")))
 
 
 def error_body(etype: str, message: str) -> dict[str, Any]:
@@ -118,6 +159,9 @@ def _validate(body: dict[str, Any]) -> None:
                 seen_other = True
             elif kind == "document":
                 seen_other = True
+            elif kind in ("thinking", "redacted_thinking"):
+                if role != "assistant":
+                    raise Invalid(f"{where}: thinking blocks may only appear in assistant messages")
             elif kind == "tool_use":
                 if role != "assistant" or not isinstance(b.get("input"), dict) or not b.get("id"):
                     raise Invalid(f"{where}: invalid tool_use block")
@@ -173,6 +217,7 @@ class FakeAnthropic:
             return JSONResponse(error_body("invalid_request_error", "anthropic-version: header is required"), 400)
         try:
             _validate(body)
+            _check_thinking(body)
         except Invalid as exc:
             return JSONResponse(error_body("invalid_request_error", str(exc)), 400)
         last = [m for m in body["messages"] if m.get("role") != "system"][-1]
@@ -183,6 +228,8 @@ class FakeAnthropic:
             etype = _ERROR_TYPES.get(status, "api_error")
             return JSONResponse(error_body(etype, f"fake failure {status}"), status, headers=headers)
         content, stop_reason = self._answer(body, last, text)
+        if _thinking_on(body) and stop_reason == "tool_use":  # thinking first, signed
+            content = [{"type": "thinking", "thinking": THINKING_TEXT, "signature": sign(THINKING_TEXT)}, *content]
         prompt = len(json.dumps(body["messages"])) // 4
         output = sum(len(json.dumps(b)) for b in content) // 4 + 1
         stop_sequence = (body.get("stop_sequences") or ["END"])[0] if stop_reason == "stop_sequence" else None
@@ -247,7 +294,16 @@ class FakeAnthropic:
             yield ev("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
             return
         for index, block in enumerate(content):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                yield ev("content_block_start", {"index": index, "content_block": {
+                    "type": "thinking", "thinking": "", "signature": ""}})
+                half = len(block["thinking"]) // 2
+                for piece in (block["thinking"][:half], block["thinking"][half:]):
+                    yield ev("content_block_delta", {"index": index, "delta": {"type": "thinking_delta",
+                                                                               "thinking": piece}})
+                yield ev("content_block_delta", {"index": index, "delta": {"type": "signature_delta",
+                                                                           "signature": block["signature"]}})
+            elif block["type"] == "text":
                 yield ev("content_block_start", {"index": index, "content_block": {"type": "text", "text": ""}})
                 words = block["text"].split(" ")
                 for i, w in enumerate(words):
