@@ -23,6 +23,7 @@ class Seeded:
     cost_micros: int = 0
     items: int = 0
     by_key: dict[str, int] = field(default_factory=dict)  # cost micros per key
+    requests_by_day: list[int] = field(default_factory=list)  # [today, yesterday, ...]
 
 
 def _put(pk: str, sk: str, counts: dict[str, int], ttl: int | None = None) -> dict[str, Any]:
@@ -46,6 +47,7 @@ def seed_usage(client: Any, table: str, key_ids: list[str], models: list[str], d
     writes: list[dict[str, Any]] = []
     for d in range(days):
         day = (end - timedelta(days=d)).strftime("%Y-%m-%d")
+        seeded.requests_by_day.append(0)
         for i, key_id in enumerate(key_ids):
             model = models[(i + d) % len(models)]
             requests = 1 + (i * 7 + d * 3) % 20
@@ -60,6 +62,7 @@ def seed_usage(client: Any, table: str, key_ids: list[str], models: list[str], d
                     "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
                     "cached_tokens": 0, "cost_micros": cost}))
             seeded.requests += requests
+            seeded.requests_by_day[d] += requests
             seeded.errors += errors
             seeded.tokens += prompt + completion
             seeded.cost_micros += cost
