@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import sse_data
 from tests.integration._clients import MODELS, PROVIDERS, greeting, two_provider_gateway
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -43,7 +44,7 @@ def run_bash(command: str, key: str = "sk-skylane-test-key") -> subprocess.Compl
 
 
 def sse_payloads(out: str) -> list[str]:
-    return [ln[len("data: "):] for ln in out.splitlines() if ln.startswith("data: ")]
+    return sse_data(out)
 
 
 def test_readme_example_is_the_streaming_call():

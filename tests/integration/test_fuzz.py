@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
+from tests.helpers import sse_data
 from tests.spec import validate
 
 CONFIGURED = ["openai/gpt-4o-mini", "openai/gpt-4o"]
@@ -59,14 +60,7 @@ def api_schema(gateway: str) -> Any:
 
 
 def _sse_events(text: str) -> list[str]:
-    events = []
-    for block in text.split("\n\n"):
-        lines = [ln for ln in block.split("\n") if ln]
-        if not lines:
-            continue
-        assert all(ln.startswith("data: ") for ln in lines), block[:300]
-        events.append("\n".join(ln[6:] for ln in lines))
-    return events
+    return sse_data(text, strict=True)
 
 
 def check_response(path: str, status: int, content_type: str, body: bytes, stats: Counter[str]) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.server import serve
+from tests.helpers import stream_chat
 from tests.spec import validate
 
 KEY = "gemini-upstream-test"
@@ -52,10 +53,7 @@ def last(fake: tuple[FakeGemini, str]) -> dict[str, Any]:
 
 def sse_chunks(gw: str, body: dict[str, Any]) -> tuple[httpx.Response, list[Any]]:
     """POST a streaming request with httpx; every data event parsed (the [DONE] marker kept as a string)."""
-    with httpx.stream("POST", gw + "/v1/chat/completions", json={"stream": True, **body}, timeout=30) as r:
-        raw = r.read().decode()
-    events = [line[6:] for line in raw.split("\n") if line.startswith("data: ")]
-    return r, [e if e == "[DONE]" else json.loads(e) for e in events]
+    return stream_chat(gw, body)
 
 
 # ---- text and usage --------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import pytest
 
 from tests.conftest import LogLines
 from tests.fakes.faulty_upstream import FaultyUpstream, running
+from tests.helpers import stream_chat
 from tests.spec import validate
 
 KEY = "sk-faulty-test"
@@ -94,16 +95,7 @@ def post(gw: str, body: dict[str, Any], timeout: float = 20, **headers: str) -> 
 
 def sse(gw: str, body: dict[str, Any], timeout: float = 20) -> tuple[httpx.Response, list[Any]]:
     """A raw streaming request: the response and its decoded `data:` payloads ("[DONE]" kept)."""
-    events: list[Any] = []
-    with httpx.stream("POST", gw + "/v1/chat/completions", json={**body, "stream": True}, timeout=timeout) as r:
-        if r.status_code != 200:
-            r.read()
-            return r, []
-        for line in r.iter_lines():
-            if line.startswith("data: "):
-                data = line[6:]
-                events.append(data if data == "[DONE]" else json.loads(data))
-    return r, events
+    return stream_chat(gw, body, timeout)
 
 
 def attempts(resp: Any) -> list[str]:
