@@ -51,8 +51,8 @@ class EmbeddingRequest(ChatRequest):
         if isinstance(value, str):
             return [value]
         if value and isinstance(value[0], int):
-            return [list(value)]  # type: ignore[arg-type]  # one token-id list
-        return list(value)  # type: ignore[arg-type]
+            return [[i for i in value if isinstance(i, int)]]  # one token-id list
+        return [i for i in value if isinstance(i, str | list)]
 
     def extension(self, name: str) -> Any:
         return (self.model_extra or {}).get(name)
