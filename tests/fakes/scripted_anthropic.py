@@ -12,6 +12,7 @@ usage, message_stop), following a two-step script chosen by the conversation's l
                                             assert the agent relayed what it read
   the request offers the `Read` tool      → a `tool_use` block calling Read with
                                             {"file_path": <file_path>}, stop_reason "tool_use"
+  ... else offers `exec_command` (Codex)  → a `tool_use` of exec_command {"cmd": "cat <file_path>"}
   anything else (Claude Code's side calls:
   titles, topic checks, quota probes)     → a short text answer `side_answer`
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -106,6 +108,10 @@ class ScriptedAnthropic:
         if "Read" in tool_names:
             block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": "Read",
                      "input": {"file_path": self.file_path}}
+            return "tool_use", [block], "tool_use"
+        if "exec_command" in tool_names:  # Codex CLI's shell tool, bridged by the gateway's Responses dialect
+            block = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:24], "name": "exec_command",
+                     "input": {"cmd": f"cat {shlex.quote(self.file_path)}"}}
             return "tool_use", [block], "tool_use"
         return "side", [{"type": "text", "text": self.side_answer}], "end_turn"
 
