@@ -47,7 +47,14 @@ def install_common(app: FastAPI, state: AppState) -> None:
                                  code="method_not_allowed", status=405)
         else:
             err = SkylaneError(str(exc.detail), status=exc.status_code)
-        return error_response(err, request_id(request), dict(exc.headers or {}))  # e.g. a 405's Allow
+        headers = dict(exc.headers or {})  # e.g. a 405's Allow
+        if exc.status_code == 405:  # Starlette names the first matching route's methods only: name them all
+            methods = {m for r in app.routes if getattr(r, "path_regex", None) is not None
+                       and r.path_regex.match(request.url.path) for m in getattr(r, "methods", None) or ()}
+            if methods:
+                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+                headers["Allow"] = ", ".join(sorted(methods))
+        return error_response(err, request_id(request), headers)
 
     app.add_middleware(_CatchAll)
 

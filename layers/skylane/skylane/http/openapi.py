@@ -342,6 +342,12 @@ def install_openapi(app: FastAPI) -> None:
                     responses["401"] = _ERRORS["401"]
                     if auth:
                         op["security"] = _KEY_REQUIRED
+                elif path.startswith("/admin/"):  # http/admin.py: an admin key, Bearer only
+                    responses.update({c: _ERRORS[c] for c in ("400", "401", "404")})
+                    responses["403"] = {"description": "Not an admin key, or the admin API is off (SKYLANE_AUTH="
+                                        "disabled)", "content": _json("ErrorResponse")}
+                    if auth:
+                        op["security"] = [{"bearer": []}]
                 elif auth:
                     op["security"] = []
                 responses.pop("422", None)
