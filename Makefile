@@ -109,3 +109,17 @@ clean-sam:
 	rm -rf $(SAM_VENV)
 
 clean: clean-sam
+
+# Debian's chromium + chromedriver for the console's browser test (tests/integration/test_console_browser.py,
+# Selenium with /usr/bin/chromedriver: no driver download); the test skips loudly where they cannot be installed
+.PHONY: browser screenshots
+browser:
+	@{ command -v chromium >/dev/null 2>&1 && [ -x /usr/bin/chromedriver ]; } || \
+	  { apt-get update && apt-get install -y chromium chromium-driver; } || \
+	  echo "WARNING: chromium / chromium-driver could not be installed: the console browser test will be skipped"
+
+test: browser
+
+# docs/console-overview.png and docs/console-keys.png (the browser test writes them)
+screenshots: deps browser node_modules/.installed java-check
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration/test_console_browser.py
