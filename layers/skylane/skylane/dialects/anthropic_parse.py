@@ -276,7 +276,8 @@ def _tool_choice(body: dict[str, Any], chat: dict[str, Any]) -> None:
 
 def _effort(body: dict[str, Any]) -> str | None:
     thinking = body.get("thinking")
-    config = body.get("output_config") if isinstance(body.get("output_config"), dict) else {}
+    raw_config = body.get("output_config")
+    config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
     effort = config.get("effort") if isinstance(config.get("effort"), str) else None
     if isinstance(thinking, dict):
         kind = thinking.get("type")

@@ -41,7 +41,8 @@ def native_usage_of(u: Mapping[str, Any]) -> dict[str, Any]:
     """Anthropic usage -> the internal usage (cache reads and writes inside prompt_tokens)."""
     read = int(u.get("cache_read_input_tokens") or 0)
     written = int(u.get("cache_creation_input_tokens") or 0)
-    tiers = u.get("cache_creation") if isinstance(u.get("cache_creation"), dict) else {}
+    raw_tiers = u.get("cache_creation")
+    tiers: Mapping[str, Any] = raw_tiers if isinstance(raw_tiers, dict) else {}
     written_1h = int(tiers.get("ephemeral_1h_input_tokens") or 0)
     prompt = int(u.get("input_tokens") or 0) + written + read
     completion = int(u.get("output_tokens") or 0)
