@@ -544,3 +544,88 @@ def test_provider_refusing_the_gateway_key_falls_back_without_retrying(make_gate
     r = post(gw, {"model": "faulty/ok", "messages": USER})
     assert r.status_code == 502 and r.json()["error"]["code"] == "upstream_auth_failed"
     assert "sk-wrong" not in r.text
+
+
+# ---- the same errors whichever HTTP transport carries the call (aiohttp by default, httpcore) -----
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there: connections are refused
+    return port
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_connection_refused_is_503_on_both_transports(make_gateway, transport, stream):
+    gw = make_gateway(DEAD_API_KEY=KEY, DEAD_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1",
+                      SKYLANE_MAX_ATTEMPTS="1", SKYLANE_HTTP_TRANSPORT=transport)
+    r = post(gw, {"model": "dead/gpt", "messages": USER, "stream": stream})
+    assert r.status_code == 503
+    validate("ErrorResponse", r.json())
+    assert r.json()["error"]["message"] == "Could not connect to provider 'dead'."
+    assert attempts(r) == ["dead/gpt;503"]
+
+
+@pytest.fixture
+def plain_http_port() -> Iterator[int]:
+    """A server that answers anything, a TLS ClientHello included, with a plain HTTP 400 and closes."""
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            with conn:
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield srv.getsockname()[1]
+    finally:
+        stop.set()
+        thread.join(2)
+        srv.close()
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_tls_failure_is_503_on_both_transports(make_gateway, plain_http_port, transport):
+    # https to a plain-HTTP server: the TLS handshake fails ("wrong version number")
+    gw = make_gateway(DEAD_API_KEY=KEY, DEAD_BASE_URL=f"https://127.0.0.1:{plain_http_port}/v1",
+                      SKYLANE_MAX_ATTEMPTS="1", SKYLANE_HTTP_TRANSPORT=transport)
+    r = post(gw, {"model": "dead/gpt", "messages": USER})
+    assert r.status_code == 503, r.text
+    assert r.json()["error"]["message"] == "Could not connect to provider 'dead'."
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_connect_timeout_is_504_on_both_transports(make_gateway, unconnectable, transport):
+    gw = make_gateway(DEAD_API_KEY=KEY, DEAD_BASE_URL=f"http://127.0.0.1:{unconnectable}/v1",
+                      SKYLANE_CONNECT_TIMEOUT="0.3", SKYLANE_MAX_ATTEMPTS="1", SKYLANE_HTTP_TRANSPORT=transport)
+    r = post(gw, {"model": "dead/gpt", "messages": USER})
+    assert r.status_code == 504
+    assert "Could not connect to provider 'dead' within 0.3 s" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+def test_idle_timeout_mid_stream_on_both_transports(make_gateway, transport):
+    gw = make_gateway(SKYLANE_IDLE_TIMEOUT="0.3", SKYLANE_HTTP_TRANSPORT=transport)
+    r, events = stream_chat(gw, {"model": "faulty/stall-2", "messages": USER})
+    assert r.status_code == 200
+    assert events and isinstance(events[-1], dict) and "error" in events[-1]
+    assert events[-1]["error"]["type"] == "timeout"

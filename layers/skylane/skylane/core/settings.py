@@ -66,6 +66,7 @@ class Settings:
     image_fetch_timeout: float
     image_fetch_allow_http: bool
     settle_inline: bool
+    http_transport: str = "aiohttp"  # aiohttp (httpx-aiohttp) | httpx (httpcore)
     allow_unpriced: bool = False  # keys with credits or a monthly budget may use unpriced models
     responses_table: str = "skylane-responses"  # stored Responses API responses (store: true)
     responses_ttl_days: float = 30.0
@@ -108,6 +109,7 @@ class Settings:
             image_fetch_allow_http=_bool(e.get("SKYLANE_IMAGE_ALLOW_HTTP"), False),
             # on Lambda the instance may freeze once the response is sent: settle before it
             settle_inline=_bool(e.get("SKYLANE_SETTLE_INLINE"), bool(e.get("AWS_LAMBDA_FUNCTION_NAME"))),
+            http_transport="httpx" if (e.get("SKYLANE_HTTP_TRANSPORT") or "").lower() == "httpx" else "aiohttp",
             allow_unpriced=_bool(e.get("SKYLANE_ALLOW_UNPRICED"), False),
             responses_table=e.get("SKYLANE_RESPONSES_TABLE", "skylane-responses"),
             responses_ttl_days=_float(e, "SKYLANE_RESPONSES_TTL_DAYS", 30.0),

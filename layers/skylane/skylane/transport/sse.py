@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 __all__ = ["DONE", "SSEEvent", "decode_sse", "encode_event", "encode_json"]
 
 DONE = b"data: [DONE]\n\n"
@@ -24,7 +26,7 @@ class SSEEvent:
     data: str
 
     def json(self) -> Any:
-        return json.loads(self.data)
+        return orjson.loads(self.data)
 
 
 async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
@@ -78,7 +80,13 @@ _dumps_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
 
 
 def encode_json(obj: Any) -> bytes:
-    """Compact UTF-8 JSON; text with lone surrogates (legal in JSON escapes) falls back to \\u escapes."""
+    """Compact UTF-8 JSON (orjson); what orjson refuses — text with lone surrogates (legal in JSON
+    escapes), integers beyond 64 bits, non-string keys — goes through the standard library, with \\u
+    escapes when the text cannot be UTF-8."""
+    try:
+        return orjson.dumps(obj)
+    except TypeError:
+        pass
     text = _dumps(obj)
     try:
         return text.encode()
