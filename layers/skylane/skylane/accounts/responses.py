@@ -33,6 +33,11 @@ MAX_CHUNKS = 16  # about 5.6 MB compressed per stored response
 PROBE_TTL = 60.0  # seconds a table-availability probe is trusted
 
 
+def _valid_id(response_id: str) -> bool:
+    """An id this store could have issued (never a chunk key; within DynamoDB's sort-key size)."""
+    return bool(response_id) and "#" not in response_id and len(response_id) <= 200
+
+
 class ResponseTooLarge(InvalidRequest):
     code = "response_too_large_to_store"
 
@@ -123,7 +128,7 @@ class ResponseStore:
 
     async def get(self, owner: str, response_id: str) -> dict[str, Any] | None:
         """The stored record of `owner`'s response `response_id`, or None (missing, expired, another key's)."""
-        if not response_id or "#" in response_id:
+        if not _valid_id(response_id):
             return None
         try:
             items = await self._items(owner, response_id)
@@ -143,7 +148,7 @@ class ResponseStore:
 
     async def delete(self, owner: str, response_id: str) -> bool:
         """Delete `owner`'s response; False when there was none."""
-        if not response_id or "#" in response_id:
+        if not _valid_id(response_id):
             return False
         try:
             items = await self._items(owner, response_id)

@@ -148,7 +148,8 @@ class _History:
             details = decode_reasoning(item.get("encrypted_content"))
             if details:
                 msg.setdefault("reasoning_details", []).extend(details)
-            summary = "".join(_text_of([s], param) for s in item.get("summary") or [] if isinstance(s, dict))
+            parts = item.get("summary")
+            summary = _text_of([s for s in parts if isinstance(s, dict)], param) if isinstance(parts, list) else ""
             if summary:
                 msg["reasoning_content"] = (msg.get("reasoning_content") or "") + summary
         else:

@@ -51,8 +51,8 @@ def response_object(view: CallView, rid: str, created: int, status: str, output:
                     usage: dict[str, Any] | None, *, error: dict[str, Any] | None = None,
                     incomplete: dict[str, Any] | None = None) -> dict[str, Any]:
     wire = view.req.wire
-    reasoning = wire.get("reasoning") if isinstance(wire.get("reasoning"), dict) else {}
-    text = wire.get("text") if isinstance(wire.get("text"), dict) else {}
+    reasoning: dict[str, Any] = wire["reasoning"] if isinstance(wire.get("reasoning"), dict) else {}
+    text: dict[str, Any] = wire["text"] if isinstance(wire.get("text"), dict) else {}
     resp: dict[str, Any] = {
         "id": rid, "object": "response", "created_at": created, "status": status,
         "completed_at": int(time.time()) if status == "completed" else None,
