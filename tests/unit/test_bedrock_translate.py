@@ -67,7 +67,8 @@ async def test_basic_request_shape():
         "modelId": "anthropic.claude-3-5-sonnet-20241022-v2:0",
         "messages": [{"role": "user", "content": [{"text": "hi"}]}],
         "system": [{"text": "sys1"}, {"text": "dev"}],
-        "inferenceConfig": {"maxTokens": 50, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]},
+        # Claude takes one of temperature / top_p: temperature wins
+        "inferenceConfig": {"maxTokens": 50, "temperature": 0.5, "stopSequences": ["END"]},
     }
 
 
@@ -300,7 +301,7 @@ def test_usage_counts_cache_tokens_in_the_prompt():
     out = parse_converse(converse([{"text": "x"}], cacheReadInputTokens=30, cacheWriteInputTokens=4,
                                   totalTokens=49), r, t)
     assert out["usage"] == {"prompt_tokens": 44, "completion_tokens": 5, "total_tokens": 49,
-                            "prompt_tokens_details": {"cached_tokens": 30}}
+                            "prompt_tokens_details": {"cached_tokens": 30, "cache_write_tokens": 4}}
     out = parse_converse(converse([{"text": "x"}]), r, t)
     assert out["usage"] == {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 

@@ -85,6 +85,7 @@ from skylane.providers.base import (
     error_message,
     parse_retry_after,
 )
+from skylane.providers.bedrock_reasoning import FORMAT, detail_of, id_with_reasoning, shows_reasoning
 from skylane.providers.bedrock_request import build_converse, json_tool_name, tool_names
 from skylane.transport.bedrock import BedrockTransport, get_client, map_code, map_exception
 
@@ -107,12 +108,18 @@ _MALFORMED = ("malformed_model_output", "malformed_tool_use")
 
 
 def _usage(raw: Any) -> dict[str, Any] | None:
+    """cacheReadInputTokens → cached_tokens; cacheWriteInputTokens → cache_write_tokens, the part that
+    cacheDetails puts in the 1-hour tier → cache_write_1h_tokens."""
     if not isinstance(raw, Mapping):
         return None
     read = raw.get("cacheReadInputTokens")
-    written = raw.get("cacheWriteInputTokens")
-    prompt = int(raw.get("inputTokens") or 0) + int(read or 0) + int(written or 0)
-    return make_usage(prompt, int(raw.get("outputTokens") or 0), cached=int(read) if read is not None else None)
+    written = int(raw.get("cacheWriteInputTokens") or 0)
+    hour = sum(int(d.get("inputTokens") or 0) for d in raw.get("cacheDetails") or ()
+               if isinstance(d, Mapping) and d.get("ttl") == "1h")
+    hour = min(hour, written)
+    prompt = int(raw.get("inputTokens") or 0) + int(read or 0) + written
+    return make_usage(prompt, int(raw.get("outputTokens") or 0), cached=int(read) if read is not None else None,
+                      cache_write=written - hour, cache_write_1h=hour)
 
 
 def _finish(reason: Any, has_calls: bool, provider: str) -> str:
@@ -138,22 +145,33 @@ def parse_converse(data: dict[str, Any], req: ChatRequest, target: Target) -> di
     msg = (data.get("output") or {}).get("message")
     if not isinstance(msg, Mapping):
         raise UpstreamError(f"Provider '{provider}' answered without a message.", provider=provider)
+    shown = shows_reasoning(req, target)
     texts: list[str] = []
     answers: list[str] = []
     calls: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
     for block in msg.get("content") or []:
         if "text" in block:
             texts.append(str(block["text"]))
+        elif "reasoningContent" in block and shown:
+            item = detail_of(block["reasoningContent"], len(details))
+            if item is not None:
+                details.append(item)
         elif "toolUse" in block:
             use = block["toolUse"]
             if json_name is not None and use.get("name") == json_name:
                 answers.append(json.dumps(use.get("input") or {}))
             else:
-                calls.append(_tool_call(use, names))
+                call = _tool_call(use, names)
+                if not calls:
+                    call["id"] = id_with_reasoning(call["id"], details)
+                calls.append(call)
     text = "".join(answers) if answers else "".join(texts)
     finish = _finish(data.get("stopReason"), bool(calls), provider)
     content = text if (text or not calls) else None
-    choice = {"index": 0, "message": message(content, calls or None), "finish_reason": finish}
+    reasoning = "".join(d.get("text") or "" for d in details)
+    choice = {"index": 0, "message": message(content, calls or None, reasoning=reasoning, details=details),
+              "finish_reason": finish}
     return completion(model=target.requested, choices=[choice], usage=_usage(data.get("usage")))
 
 
@@ -165,8 +183,11 @@ class BedrockStream(StreamTranslator):
     `metadata` brings the usage, which ends the stream.
     """
 
-    def __init__(self, provider: str, names: dict[str, str], json_name: str | None) -> None:
+    def __init__(self, provider: str, names: dict[str, str], json_name: str | None,
+                 show_reasoning: bool = False) -> None:
         self.provider = provider
+        self._show = show_reasoning
+        self._reasoning: dict[int, dict[str, Any]] = {}  # contentBlockIndex → its reasoning_details item
         self.usage: dict[str, Any] | None = None
         self.done = False
         self._names = names  # wire → original
@@ -205,6 +226,8 @@ class BedrockStream(StreamTranslator):
                 return []
             tool = self._tools[block] = len(self._tools)
             call = _tool_call({**use, "input": None}, self._names)
+            if tool == 0:
+                call["id"] = id_with_reasoning(call["id"], list(self._reasoning.values()))
             call["function"]["arguments"] = ""
             return [self._chunk({"tool_calls": [{"index": tool, **call}]})]
         if "contentBlockDelta" in event:
@@ -213,6 +236,8 @@ class BedrockStream(StreamTranslator):
             delta = body.get("delta") or {}
             if "text" in delta:
                 return [self._chunk({"content": delta["text"]})] if delta["text"] else []
+            if "reasoningContent" in delta:
+                return self._reasoning_delta(block, delta["reasoningContent"]) if self._show else []
             fragment = (delta.get("toolUse") or {}).get("input")
             if fragment:
                 if block in self._json_blocks:
@@ -220,7 +245,7 @@ class BedrockStream(StreamTranslator):
                 if block in self._tools:
                     self._args_seen.add(block)
                     return [self._args(self._tools[block], fragment)]
-            return []  # reasoning, citations and other block kinds are not part of the OpenAI answer
+            return []  # citations and other block kinds are not part of the OpenAI answer
         if "contentBlockStop" in event:
             block = int(event["contentBlockStop"].get("contentBlockIndex", 0))
             if block in self._tools and block not in self._args_seen:
@@ -238,6 +263,27 @@ class BedrockStream(StreamTranslator):
             self.done = True
             return self.finish()
         return []  # messageStart and future event kinds
+
+    def _reasoning_delta(self, block: int, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """reasoningContent deltas: text → reasoning_content, signature / redactedContent → a
+        reasoning_details item (the whole block is kept for the first tool-call id)."""
+        item = self._reasoning.get(block)
+        if "redactedContent" in delta:
+            done = detail_of({"redactedContent": delta["redactedContent"]}, len(self._reasoning))
+            if done is None:
+                return []
+            self._reasoning[block] = done
+            return [self._chunk({"reasoning_details": [done]})]
+        if item is None:
+            item = self._reasoning[block] = {"type": "reasoning.text", "text": "", "signature": None,
+                                             "format": FORMAT, "index": len(self._reasoning)}
+        if delta.get("text"):
+            item["text"] += str(delta["text"])
+            return [self._chunk({"reasoning_content": str(delta["text"])})]
+        if delta.get("signature"):
+            item["signature"] = str(item.get("signature") or "") + str(delta["signature"])
+            return [self._chunk({"reasoning_details": [{**item, "text": "", "signature": str(delta["signature"])}]})]
+        return []
 
     def finish(self) -> list[dict[str, Any]]:
         if self._stop is None or self._finish_sent:
@@ -287,7 +333,7 @@ class BedrockAdapter(Adapter):
 
     def stream_translator(self, req: ChatRequest, target: Target) -> StreamTranslator:
         names = {wire: orig for orig, wire in tool_names(req).items()}
-        return BedrockStream(target.provider.name, names, json_tool_name(req))
+        return BedrockStream(target.provider.name, names, json_tool_name(req), shows_reasoning(req, target))
 
     def map_error(self, status: int, body: bytes, headers: Mapping[str, str], provider: str) -> SkylaneError:
         message, data = error_message(body, f"upstream returned HTTP {status}")

@@ -30,7 +30,8 @@ from skylane.providers.base import (
     parse_data_url,
 )
 from skylane.providers.base import tool_names as shared_tool_names
-from skylane.providers.reasoning import original_id
+from skylane.providers.bedrock_reasoning import Reasoning, cache_point, reasoning_blocks, sampling
+from skylane.providers.reasoning import blank, original_id
 
 __all__ = ["build_converse", "json_tool_name", "tool_names"]
 
@@ -97,8 +98,6 @@ def _check_params(req: ChatRequest, target: Target) -> None:
         raise refuse("presence_penalty", "'presence_penalty'")
     if req.frequency_penalty:
         raise refuse("frequency_penalty", "'frequency_penalty'")
-    if req.reasoning_effort is not None:
-        raise refuse("reasoning_effort", "'reasoning_effort'")
     extra = req.model_extra or {}
     for name in _REFUSED_EXTRAS:
         if extra.get(name) is not None:
@@ -172,13 +171,15 @@ def _document_block(part: FilePart, param: str, fallback_name: str) -> dict[str,
 
 async def _user_blocks(msg: UserMessage, i: int, target: Target, ctx: CallContext) -> list[dict[str, Any]]:
     if isinstance(msg.content, str):
-        return [{"text": msg.content}] if msg.content else []
+        return [] if blank(msg.content) else [{"text": msg.content}]
     blocks: list[dict[str, Any]] = []
     for j, part in enumerate(msg.content):
         param = f"messages[{i}].content[{j}]"
         if isinstance(part, TextPart):
-            if part.text:
+            if not blank(part.text):
                 blocks.append({"text": part.text})
+            else:
+                continue
         elif isinstance(part, ImagePart):
             blocks.append(await _image_block(part.image_url.url, target, ctx, param))
         elif isinstance(part, VideoPart):
@@ -187,15 +188,22 @@ async def _user_blocks(msg: UserMessage, i: int, target: Target, ctx: CallContex
             blocks.append(_document_block(part, param, f"document {i}-{j}"))
         else:
             raise UnsupportedParameter("Audio input is not supported by Amazon Bedrock (Converse).", param=param)
+        point = cache_point(part, target)
+        if point is not None:
+            blocks.append(point)
     return blocks
 
 
-def _assistant_blocks(msg: AssistantMessage, i: int, names: dict[str, str], flatten: bool) -> list[dict[str, Any]]:
+def _assistant_blocks(msg: AssistantMessage, i: int, names: dict[str, str], flatten: bool,
+                      thinking: bool) -> list[dict[str, Any]]:
     if isinstance(msg.content, list):
         text = "".join(getattr(p, "text", None) or getattr(p, "refusal", "") for p in msg.content)
     else:
-        text = msg.content or ""
-    blocks: list[dict[str, Any]] = [{"text": text}] if text else []
+        text = msg.content or msg.refusal or ""  # a refusal-only answer stays in the history
+    # signed reasoning first (restored only when thinking is on), then the text
+    blocks: list[dict[str, Any]] = reasoning_blocks(msg) if thinking and not flatten else []
+    if not blank(text):
+        blocks.append({"text": text})
     for k, call in enumerate(msg.tool_calls or []):
         raw = call.function.arguments
         try:
@@ -219,26 +227,45 @@ def _tool_result(msg: ToolMessage, flatten: bool) -> dict[str, Any]:
     return {"toolResult": {"toolUseId": _wire_id(msg.tool_call_id), "content": [{"text": text or "(no output)"}]}}
 
 
+def _system_blocks(msg: SystemMessage | DeveloperMessage, target: Target) -> list[dict[str, Any]]:
+    if isinstance(msg.content, str):
+        return [] if blank(msg.content) else [{"text": msg.content}]
+    blocks: list[dict[str, Any]] = []
+    for part in msg.content:
+        if not blank(part.text):
+            blocks.append({"text": part.text})
+            point = cache_point(part, target)
+            if point is not None:
+                blocks.append(point)
+    return blocks
+
+
+def _with_point(blocks: list[dict[str, Any]], msg: Any, target: Target) -> list[dict[str, Any]]:
+    """A message's own breakpoint: a cachePoint after its last block."""
+    point = cache_point(msg, target)
+    if point is not None and blocks and "cachePoint" not in blocks[-1]:
+        blocks.append(point)
+    return blocks
+
+
 async def _messages(
-    req: ChatRequest, target: Target, ctx: CallContext, names: dict[str, str], flatten: bool
+    req: ChatRequest, target: Target, ctx: CallContext, names: dict[str, str], flatten: bool, thinking: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     system: list[dict[str, Any]] = []
     out: list[dict[str, Any]] = []
 
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        append_turn(out, role, blocks, "content")
+    def add(role: str, blocks: list[dict[str, Any]], msg: Any) -> None:
+        append_turn(out, role, _with_point(blocks, msg, target), "content")
 
     for i, msg in enumerate(req.messages):
         if isinstance(msg, SystemMessage | DeveloperMessage):
-            text = content_text(msg.content)
-            if text.strip():
-                system.append({"text": text})
+            system.extend(_with_point(_system_blocks(msg, target), msg, target))
         elif isinstance(msg, UserMessage):
-            add("user", await _user_blocks(msg, i, target, ctx))
+            add("user", await _user_blocks(msg, i, target, ctx), msg)
         elif isinstance(msg, AssistantMessage):
-            add("assistant", _assistant_blocks(msg, i, names, flatten))
+            add("assistant", _assistant_blocks(msg, i, names, flatten, thinking), msg)
         elif isinstance(msg, ToolMessage):
-            add("user", [_tool_result(msg, flatten)])
+            add("user", [_tool_result(msg, flatten)], msg)
         else:
             raise UnsupportedParameter("The legacy 'function' role is not supported by Bedrock; use tools.",
                                        param=f"messages[{i}].role")
@@ -247,7 +274,8 @@ async def _messages(
     return system, out
 
 
-def _tool_config(req: ChatRequest, names: dict[str, str], json_name: str | None) -> dict[str, Any] | None:
+def _tool_config(req: ChatRequest, names: dict[str, str], json_name: str | None,
+                 target: Target) -> dict[str, Any] | None:
     choice = req.tool_choice
     send_tools = bool(req.tools) and choice != "none"
     tools: list[dict[str, Any]] = []
@@ -259,6 +287,9 @@ def _tool_config(req: ChatRequest, names: dict[str, str], json_name: str | None)
             if fn.description:
                 spec["description"] = fn.description
             tools.append({"toolSpec": spec})
+            point = cache_point(tool, target)
+            if point is not None:
+                tools.append(point)
     if json_name is not None:
         rf = req.response_format
         schema: dict[str, Any] = {"type": "object"}
@@ -291,13 +322,11 @@ async def build_converse(req: ChatRequest, target: Target, ctx: CallContext) -> 
     _check_params(req, target)
     names = tool_names(req)
     json_name = json_tool_name(req)
-    tool_config = _tool_config(req, names, json_name)
-    system, messages = await _messages(req, target, ctx, names, flatten=tool_config is None)
-    inference: dict[str, Any] = {"maxTokens": req.output_limit or ctx.default_max_tokens}
-    if req.temperature is not None:
-        inference["temperature"] = req.temperature
-    if req.top_p is not None:
-        inference["topP"] = req.top_p
+    tool_config = _tool_config(req, names, json_name, target)
+    why = Reasoning(req, target, ctx.default_max_tokens)
+    system, messages = await _messages(req, target, ctx, names, flatten=tool_config is None, thinking=why.on)
+    inference: dict[str, Any] = {"maxTokens": why.max_tokens}
+    sampling(req, target, why, inference)
     stops = [s for s in req.stop_list if s]
     if stops:
         inference["stopSequences"] = stops
@@ -306,5 +335,7 @@ async def build_converse(req: ChatRequest, target: Target, ctx: CallContext) -> 
         kwargs["system"] = system
     if tool_config is not None:
         kwargs["toolConfig"] = tool_config
+    if why.fields:
+        kwargs["additionalModelRequestFields"] = why.fields
     return kwargs
 
