@@ -24,8 +24,7 @@ from skylane.accounts.store import call, dynamodb_client, map_error
 from skylane.core.errors import InvalidRequest, SkylaneError
 from skylane.core.settings import Settings
 
-__all__ = ["ANONYMOUS_OWNER", "CHUNK_BYTES", "MAX_CHUNKS", "ResponseStore", "ResponseTooLarge",
-           "StoreUnavailable"]
+__all__ = ["ANONYMOUS_OWNER", "CHUNK_BYTES", "MAX_CHUNKS", "ResponseStore", "ResponseTooLarge"]
 
 ANONYMOUS_OWNER = "anonymous"
 CHUNK_BYTES = 350_000  # below DynamoDB's 400 KB item limit, with room for the keys
@@ -42,17 +41,20 @@ class ResponseTooLarge(InvalidRequest):
     code = "response_too_large_to_store"
 
 
-class StoreUnavailable(SkylaneError):
-    status = 400
-    type = "invalid_request_error"
-    code = "store_unavailable"
-
-
 class ResponseStore:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.table = settings.responses_table
         self._probe: tuple[float, bool] | None = None
+
+    @staticmethod
+    def owner(key_id: str | None) -> str:
+        """The partition of a key's responses ("anonymous" when auth is disabled)."""
+        return key_id or ANONYMOUS_OWNER
+
+    def worth_checking(self, value: Any) -> bool:
+        """Whether `value` might be too large to store (then `encode` it before the call)."""
+        return len(str(value)) > CHUNK_BYTES
 
     def _client(self) -> Any:
         return dynamodb_client(self.settings)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from skylane.accounts.responses import ANONYMOUS_OWNER, CHUNK_BYTES, ResponseStore, StoreUnavailable
 from skylane.core.errors import InvalidRequest, NotFound, SkylaneError, envelope
 from skylane.core.request import ChatRequest, parse_request
 from skylane.core.settings import Settings
@@ -29,26 +28,18 @@ from skylane.pipeline.contract import CallView, Dialect, StreamRenderer
 
 if TYPE_CHECKING:
     from skylane.pipeline.call import Call
-    from skylane.pipeline.state import AppState
 
-__all__ = ["RESPONSES", "ResponsesDialect", "input_items", "owner_of", "response_store"]
+__all__ = ["RESPONSES", "ResponsesDialect", "StoreUnavailable", "input_items"]
 
 
 class PreviousResponseNotFound(NotFound):
     code = "previous_response_not_found"
 
 
-def response_store(state: AppState) -> ResponseStore:
-    """The process's store of Responses for this app (one per AppState)."""
-    store: ResponseStore | None = getattr(state, "_responses_store", None)
-    if store is None:
-        store = ResponseStore(state.settings)
-        setattr(state, "_responses_store", store)  # noqa: B010 - AppState is shared; this is its lazy part
-    return store
-
-
-def owner_of(key_id: str | None) -> str:
-    return key_id or ANONYMOUS_OWNER
+class StoreUnavailable(SkylaneError):
+    status = 400
+    type = "invalid_request_error"
+    code = "store_unavailable"
 
 
 def input_items(wire: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,8 +94,8 @@ class ResponsesDialect(Dialect):
         req = call.req
         assert req is not None
         wire = req.wire
-        store = response_store(call.state)
-        owner = owner_of(call.principal.key_id if call.principal else None)
+        store = call.state.responses
+        owner = store.owner(call.principal.key_id if call.principal else None)
         wants_store = wire.get("store") is not False
         if wants_store or wire.get("previous_response_id"):
             if not await store.available():
@@ -134,16 +125,17 @@ class ResponsesDialect(Dialect):
                     f"The {problems[0]} is not supported for model '{req.model}': only OpenAI models served natively "
                     "run it (the request is bridged to another provider).", param="tools" if "tool" in problems[0]
                     else "input", code="unsupported_for_model")
-        if wants_store and len(str(wire.get("input"))) > CHUNK_BYTES:
+        if wants_store and store.worth_checking(wire.get("input")):
             store.encode({"input": wire.get("input")})  # ResponseTooLarge (400) before the call, not after
 
     async def keep(self, call: Call, body: dict[str, Any] | None) -> None:
         req = call.req
         if body is None or req is None or req.wire.get("store") is False or not isinstance(body.get("id"), str):
             return
-        owner = owner_of(call.principal.key_id if call.principal else None)
+        store = call.state.responses
+        owner = store.owner(call.principal.key_id if call.principal else None)
         record = {"response": body, "input": input_items(req.wire)}
-        await response_store(call.state).put(owner, body["id"], record)
+        await store.put(owner, body["id"], record)
 
 
 RESPONSES = ResponsesDialect()

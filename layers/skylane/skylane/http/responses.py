@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from skylane.accounts.gate import ANONYMOUS
 from skylane.core.errors import InvalidRequest, NotFound
-from skylane.dialects.responses import RESPONSES, owner_of, response_store
+from skylane.dialects.responses import RESPONSES
 from skylane.http.routes import add_dialect_routes
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
@@ -34,12 +34,12 @@ class ResponseNotFound(NotFound):
 async def _owner(request: Request) -> str:
     state: AppState = request.app.state.skylane
     principal = await state.gate.auth.authenticate(request.headers) if state.gate.enabled else ANONYMOUS
-    return owner_of(principal.key_id)
+    return state.responses.owner(principal.key_id)
 
 
 async def _record(request: Request) -> tuple[str, dict[str, Any]]:
     rid = request.path_params["response_id"]
-    record = await response_store(request.app.state.skylane).get(await _owner(request), rid)
+    record = await request.app.state.skylane.responses.get(await _owner(request), rid)
     if record is None:
         raise ResponseNotFound(f"Response with id '{rid[:80]}' not found.", param="response_id")
     return rid, record
@@ -52,7 +52,7 @@ async def get_response(request: Request) -> Response:
 
 async def delete_response(request: Request) -> Response:
     rid = request.path_params["response_id"]
-    if not await response_store(request.app.state.skylane).delete(await _owner(request), rid):
+    if not await request.app.state.skylane.responses.delete(await _owner(request), rid):
         raise ResponseNotFound(f"Response with id '{rid[:80]}' not found.", param="response_id")
     return JSONBytes({"id": rid, "object": "response", "deleted": True}, headers={"x-request-id": request_id(request)})
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from skylane.accounts.factory import build_gate
 from skylane.accounts.gate import Gate
+from skylane.accounts.responses import ResponseStore
 from skylane.core.catalog import Catalog, load_catalog
 from skylane.core.settings import Settings, get_settings
 from skylane.ops.secrets import SecretEnv
@@ -20,6 +21,14 @@ class AppState:
     catalog: Catalog
     gate: Gate
     breakers: dict[str, Breaker] = field(default_factory=dict)
+    _responses: ResponseStore | None = field(default=None, repr=False)
+
+    @property
+    def responses(self) -> ResponseStore:
+        """Stored Responses API responses (the Responses dialect's state; created on first use)."""
+        if self._responses is None:
+            self._responses = ResponseStore(self.settings)
+        return self._responses
 
     @classmethod
     def build(cls, settings: Settings | None = None) -> AppState:
