@@ -28,7 +28,9 @@ def _serve(args: argparse.Namespace) -> int:
           "-d '{\"model\": \"openai/gpt-4o-mini\", \"stream\": true, "
           "\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}'")
     sys.stdout.flush()
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    # the same server options as the completions function (functions/completions/run.sh)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                loop="uvloop", http="httptools")
     return 0
 
 
