@@ -22,6 +22,9 @@ With `thinking` on (enabled / adaptive), a tool_use answer starts with a signed 
 (streamed as thinking_delta + signature_delta); a thinking block sent back must keep its signature, and
 a tool-result turn whose assistant turn does not start with its thinking block is refused with
 Anthropic's 400 text. `role: "system"` messages inside `messages` are accepted (Claude Code).
+Also refused with Anthropic's texts: whitespace-only text blocks, a final assistant turn ending in
+whitespace, tool names outside ^[a-zA-Z0-9_-]{1,128}$, and temperature with top_p together on the
+recent models (all but claude-3* and the 4-2025 Sonnet/Opus).
 Usage always carries nonzero cache_creation_input_tokens and cache_read_input_tokens; streams
 repeat the cumulative usage in message_delta and include `ping` events. Every request is recorded
 in `requests` (body and headers), the usage of every answer in `usages`.
@@ -33,6 +36,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,6 +63,14 @@ _THINKING_RULE = ("messages.{i}.content.0.type: Expected `thinking` or `redacted
                   "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
                   "thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please consult "
                   "our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
+
+
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+BOTH_SAMPLERS = "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+
+
+def _both_samplers_refused(model: str) -> bool:
+    return not (model.startswith("claude-3") or "-4-2025" in model)
 
 
 def sign(thinking: str) -> str:
@@ -144,6 +156,8 @@ def _validate(body: dict[str, Any]) -> None:
             if kind == "text":
                 if not b.get("text"):
                     raise Invalid(f"{where}: text content blocks must be non-empty")
+                if not str(b["text"]).strip():
+                    raise Invalid("messages: text content blocks must contain non-whitespace text")
                 seen_other = True
             elif kind == "image":
                 src = b.get("source", {})
@@ -177,9 +191,18 @@ def _validate(body: dict[str, Any]) -> None:
                 raise Invalid(f"{where}.type: unknown content block type {kind!r}")
         prev_tool_ids = tool_ids
         prev_role = role
-    for t in body.get("tools") or ():
+    final = [m for m in msgs if m.get("role") != "system"][-1]
+    if final["role"] == "assistant":
+        tail = _blocks(final.get("content"))[-1:]
+        if tail and tail[0].get("type") == "text" and str(tail[0].get("text")) != str(tail[0].get("text")).rstrip():
+            raise Invalid("messages: final assistant content cannot end with trailing whitespace")
+    for k, t in enumerate(body.get("tools") or ()):
         if not t.get("name") or not isinstance(t.get("input_schema"), dict):
             raise Invalid("tools: each tool needs a name and an input_schema")
+        if not _TOOL_NAME.match(str(t["name"])):
+            raise Invalid(f"tools.{k}.custom.name: String should match pattern '^[a-zA-Z0-9_-]{{1,128}}$'")
+    if "temperature" in body and "top_p" in body and _both_samplers_refused(str(body["model"])):
+        raise Invalid(BOTH_SAMPLERS)
 
 
 class FakeAnthropic:

@@ -29,13 +29,20 @@ Behaviour follows the fake-provider conventions (decided by the last message):
   "length"                    → stopReason max_tokens
   "stall"                     → one text delta, then the stream waits until `release()` (or close)
   otherwise                   → "Hello from fake-bedrock: <text>"
-Usage always carries a nonzero cacheReadInputTokens. Every request is recorded in `requests`.
+Claude rules Bedrock passes on from Anthropic (as ValidationException, "The model returned the following
+errors: ..."): with `additionalModelRequestFields.thinking` on, a toolUse answer starts with a signed
+`reasoningContent` block (streamed as reasoningContent text + signature deltas); a reasoning block sent
+back must keep its signature, and a toolResult turn whose assistant turn does not start with it is refused;
+recent Claude models refuse temperature and topP together.
+Usage always carries a nonzero cacheReadInputTokens; cacheWriteInputTokens (and cacheDetails) are nonzero
+when the request has cachePoint blocks. Every request is recorded in `requests`.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import itertools
 import json
 import struct
@@ -129,6 +136,62 @@ _ERROR_MESSAGES = {
 }
 
 
+THINKING_TEXT = "I should call the tool to answer this."
+CACHE_WRITE = 4
+_THINKING_RULE = ("The model returned the following errors: messages.{i}.content.0.type: Expected `thinking` or "
+                  "`redacted_thinking`, but found `{found}`. When `thinking` is enabled, a final `assistant` message "
+                  "must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` "
+                  "blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, "
+                  "disable `thinking`. Please consult our documentation at "
+                  "https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
+_BOTH_SAMPLERS = ("The model returned the following errors: `temperature` and `top_p` cannot both be specified for "
+                  "this model. Please use only one.")
+
+
+def sign(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(b"fake-bedrock:" + text.encode()).digest()).decode()
+
+
+def _thinking_on(body: dict[str, Any]) -> bool:
+    t = (body.get("additionalModelRequestFields") or {}).get("thinking")
+    return isinstance(t, dict) and t.get("type") in ("enabled", "adaptive")
+
+
+def _block_kind(block: dict[str, Any]) -> str:
+    names = {"reasoningContent": "thinking", "toolUse": "tool_use", "toolResult": "tool_result"}
+    return next((names.get(k, k) for k in block), "empty")
+
+
+def claude_rule_error(model: str, body: dict[str, Any]) -> str | None:
+    """The Anthropic rule a Claude request on Bedrock breaks, as Bedrock words it (None: fine)."""
+    if "claude" not in model:
+        return None
+    inference = body.get("inferenceConfig") or {}
+    old = "claude-3" in model or "-4-2025" in model
+    if not old and "temperature" in inference and "topP" in inference:
+        return _BOTH_SAMPLERS
+    msgs = body.get("messages") or []
+    for i, msg in enumerate(msgs):
+        for j, b in enumerate(msg.get("content") or ()):
+            text = (b.get("reasoningContent") or {}).get("reasoningText")
+            if isinstance(text, dict) and text.get("signature") != sign(str(text.get("text", ""))):
+                return f"The model returned the following errors: messages.{i}.content.{j}: Invalid `signature` " \
+                       "in `thinking` block"
+    if _thinking_on(body) and len(msgs) >= 2:
+        last, prev = msgs[-1], msgs[-2]
+        if last["role"] == "user" and any("toolResult" in b for b in last["content"]) and prev["role"] == "assistant":
+            first = (prev.get("content") or [{}])[0]
+            if "reasoningContent" not in first:
+                return _THINKING_RULE.format(i=len(msgs) - 2, found=_block_kind(first))
+    return None
+
+
+def _has_cache_point(body: dict[str, Any]) -> bool:
+    blocks = [*(body.get("system") or ()), *((body.get("toolConfig") or {}).get("tools") or ())]
+    blocks += [b for m in body.get("messages") or () for b in m.get("content") or ()]
+    return any("cachePoint" in b for b in blocks)
+
+
 def mime_of(data: bytes) -> str:
     if data.startswith(b"\x89PNG"):
         return "image/png"
@@ -180,7 +243,7 @@ class FakeBedrock:
 
     def _converse(self, request: Any, **kwargs: Any) -> AWSResponse:
         rec = self._record(request, "Converse")
-        err = self._http_error(request, rec["body"])
+        err = self._http_error(request, rec["body"]) or self._rule_error(request, rec)
         if err is not None:
             return err
         blocks, stop = self._answer(rec["body"])
@@ -208,7 +271,7 @@ class FakeBedrock:
 
     def _converse_stream(self, request: Any, **kwargs: Any) -> AWSResponse:
         rec = self._record(request, "ConverseStream")
-        err = self._http_error(request, rec["body"])
+        err = self._http_error(request, rec["body"]) or self._rule_error(request, rec)
         if err is not None:
             return err
         return self._response(request, 200, {"content-type": "application/vnd.amazon.eventstream"},
@@ -233,11 +296,23 @@ class FakeBedrock:
         payload = {"message": _ERROR_MESSAGES.get(etype, f"fake failure {status}")}
         return self._response(request, status, headers, iter([json.dumps(payload).encode()]))
 
-    def _usage(self, body: dict[str, Any]) -> dict[str, int]:
+    def _rule_error(self, request: Any, rec: dict[str, Any]) -> AWSResponse | None:
+        message = claude_rule_error(rec["model"], rec["body"])
+        if message is None:
+            return None
+        headers = {"content-type": "application/json",
+                   "x-amzn-errortype": "ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/"}
+        return self._response(request, 400, headers, iter([json.dumps({"message": message}).encode()]))
+
+    def _usage(self, body: dict[str, Any]) -> dict[str, Any]:
         prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
-        cached, written, output = 3, 0, 7
-        return {"inputTokens": prompt, "outputTokens": output, "cacheReadInputTokens": cached,
-                "cacheWriteInputTokens": written, "totalTokens": prompt + output + cached + written}
+        cached, output = 3, 7
+        written = CACHE_WRITE if _has_cache_point(body) else 0
+        usage: dict[str, Any] = {"inputTokens": prompt, "outputTokens": output, "cacheReadInputTokens": cached,
+                                 "cacheWriteInputTokens": written, "totalTokens": prompt + output + cached + written}
+        if written:
+            usage["cacheDetails"] = [{"ttl": "5m", "inputTokens": written}]
+        return usage
 
     def _answer(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
         """The assistant content blocks and stopReason the conventions call for."""
@@ -272,6 +347,9 @@ class FakeBedrock:
                 name = tools[min(i, len(tools) - 1)]["name"]
                 blocks.append({"toolUse": {"toolUseId": f"tooluse_fake{i}", "name": name,
                                            "input": {"city": f"Paris{i}"}}})
+            if _thinking_on(body):  # a signed reasoning block opens the turn
+                blocks.insert(0, {"reasoningContent": {"reasoningText": {"text": THINKING_TEXT,
+                                                                         "signature": sign(THINKING_TEXT)}}})
             return blocks, "tool_use"
         return [{"text": f"Hello from fake-bedrock: {text}"}], "end_turn"
 
@@ -306,7 +384,15 @@ class FakeBedrock:
             return
         blocks, stop = self._answer(body)
         for index, block in enumerate(blocks):
-            if "text" in block:
+            if "reasoningContent" in block:
+                rt = block["reasoningContent"]["reasoningText"]
+                half = len(rt["text"]) // 2
+                for piece in (rt["text"][:half], rt["text"][half:]):
+                    yield event_frame("contentBlockDelta", {"contentBlockIndex": index,
+                                                            "delta": {"reasoningContent": {"text": piece}}})
+                yield event_frame("contentBlockDelta", {"contentBlockIndex": index,
+                                                        "delta": {"reasoningContent": {"signature": rt["signature"]}}})
+            elif "text" in block:
                 words = block["text"].split(" ")
                 for i, word in enumerate(words):
                     piece = word if i == 0 else " " + word

@@ -19,12 +19,17 @@ Behaviour follows the shared fake conventions, chosen by the last content:
   "thoughts"             → a thought part before the answer
   otherwise              → "Hello from fake-gemini: <text>"
 candidateCount n → n candidates. usageMetadata (with cached and thoughts tokens) on every event.
+Thinking (generationConfig.thinkingConfig, or any gemini-3 model): a functionCall answer's first call
+carries a `thoughtSignature` (after a thought text part when includeThoughts is set). On gemini-3
+models a replayed functionCall of the current turn without its signature (or with a foreign one) is
+refused with Google's 400 text, unless it carries the documented `skip_thought_signature_validator`.
 Every request is recorded in `FakeGemini.requests` (path, query, body, headers).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -47,6 +52,38 @@ def google_error(code: int, message: str, status: str | None = None,
     if details is not None:
         err["details"] = details
     return {"error": err}
+
+
+THOUGHT_TEXT = "The weather tool answers this."
+SKIP = "skip_thought_signature_validator"
+_MISSING_SIGNATURE = ("Function call is missing a thought_signature in functionCall parts. This is required for tools "
+                      "to work correctly, and missing thought_signature may lead to degraded model performance. "
+                      "Additional data, function call `default_api:{name}` , position {pos}. Please refer to "
+                      "https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
+
+
+def thought_signature(name: str) -> str:
+    return base64.b64encode(hashlib.sha256(b"fake-gemini:" + name.encode()).digest() * 2).decode()
+
+
+def _thinks(model: str, body: dict[str, Any]) -> bool:
+    return model.startswith("gemini-3") or "thinkingConfig" in (body.get("generationConfig") or {})
+
+
+def signature_error(model: str, body: dict[str, Any]) -> str | None:
+    """Gemini 3's rule: in the current turn (since the last user text), each model step's first
+    functionCall carries the signature it came with."""
+    if not model.startswith("gemini-3"):
+        return None
+    contents = body.get("contents") or []
+    start = max((i for i, c in enumerate(contents) if c.get("role") == "user" and _user_text(c)), default=0)
+    for pos, content in enumerate(contents[start:], start + 1):
+        calls = [p for p in content.get("parts", []) if "functionCall" in p] if content.get("role") == "model" else []
+        if calls:
+            sig = calls[0].get("thoughtSignature")
+            if sig not in (SKIP, thought_signature(calls[0]["functionCall"]["name"])):
+                return _MISSING_SIGNATURE.format(name=calls[0]["functionCall"]["name"], pos=pos)
+    return None
 
 
 def _user_text(content: dict[str, Any]) -> str:
@@ -86,6 +123,9 @@ class FakeGemini:
         if not contents:
             return JSONResponse(google_error(400, "* GenerateContentRequest.contents: contents is not specified"),
                                 400)
+        refused = signature_error(model, body)
+        if refused is not None:
+            return JSONResponse(google_error(400, refused), 400)
         last = contents[-1]
         text = _user_text(last)
         if text.startswith("error:"):
@@ -101,6 +141,10 @@ class FakeGemini:
                 return StreamingResponse(self._events([resp]), media_type="text/event-stream")
             return JSONResponse(resp)
         parts, finish = self._answer(body, last, text)
+        if parts and "functionCall" in parts[0] and _thinks(model, body):
+            parts[0] = {**parts[0], "thoughtSignature": thought_signature(parts[0]["functionCall"]["name"])}
+            if ((body.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts"):
+                parts.insert(0, {"text": THOUGHT_TEXT, "thought": True})
         if stream:
             return StreamingResponse(self._events(self._stream_responses(parts, finish, usage, n, text)),
                                      media_type="text/event-stream")

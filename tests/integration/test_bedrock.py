@@ -80,9 +80,11 @@ def test_text_completion(gw, fake):
     # signed with the gateway's IAM credentials (SigV4), no API key
     assert sent["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=testing/")
     prompt = fake._usage(sent["body"])["inputTokens"] + 3
-    assert body["usage"] == {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7,
-                             "prompt_tokens_details": {"cached_tokens": 3}}
-    assert float(r.headers["x-skylane-cost-usd"]) > 0
+    usage = dict(body["usage"])
+    cost = usage.pop("cost")  # what the key was charged: the header's number
+    assert usage == {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7,
+                     "prompt_tokens_details": {"cached_tokens": 3}}
+    assert float(r.headers["x-skylane-cost-usd"]) > 0 and cost == float(r.headers["x-skylane-cost-usd"])
 
 
 def test_stream_usage_after_message_stop(gw, fake):
@@ -103,8 +105,12 @@ def test_stream_usage_after_message_stop(gw, fake):
     usage_chunk = chunks[-1]
     assert usage_chunk["choices"] == []
     prompt = fake._usage(fake.last()["body"])["inputTokens"] + 3
-    assert usage_chunk["usage"] == {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7,
-                                    "prompt_tokens_details": {"cached_tokens": 3}}
+    usage = dict(usage_chunk["usage"])
+    cost = usage.pop("cost")
+    assert usage == {"prompt_tokens": prompt, "completion_tokens": 7, "total_tokens": prompt + 7,
+                     "prompt_tokens_details": {"cached_tokens": 3}}
+    # claude-3-5-sonnet on Bedrock: 3 input, 0.3 cache read, 15 output (USD per 1M tokens)
+    assert cost == round(round((prompt - 3) * 3 + 3 * 0.3 + 7 * 15) / 1_000_000, 6) > 0
     assert fake.last()["operation"] == "ConverseStream"
 
 
