@@ -16,7 +16,10 @@ Request (OpenAI → Converse keyword arguments, in `UpstreamRequest.extra`):
 | tool messages                          | user `toolResult{toolUseId, content:[{text}]}`                  |
 | consecutive same-role messages         | merged into one message                                         |
 | max_completion_tokens / max_tokens     | `inferenceConfig.maxTokens` (the gateway default when absent)   |
-| temperature, top_p, stop               | `inferenceConfig.temperature / topP / stopSequences`            |
+| temperature, top_p, stop               | `inferenceConfig.temperature / topP / stopSequences` (Claude:   |
+|                                        | temperature wins over top_p; neither with thinking on)         |
+| reasoning_effort, top_k, cache marks   | `additionalModelRequestFields`, `cachePoint` blocks: see        |
+|                                        | bedrock_reasoning.py                                            |
 | tools                                  | `toolConfig.tools[].toolSpec{name, description, inputSchema}`   |
 | tool_choice auto / required / named    | `toolChoice {auto} / {any} / {tool: {name}}`                    |
 | tool_choice none                       | no `toolConfig`; tool calls/results in the history become text  |
@@ -28,7 +31,8 @@ Images come as bytes: data URLs are decoded, https URLs go through the guarded f
 way in requests and answers.
 
 Refused with 400 `unsupported_parameter`: n > 1, logprobs / top_logprobs, logit_bias,
-non-zero presence_penalty / frequency_penalty, reasoning_effort, audio input or output,
+non-zero presence_penalty / frequency_penalty, reasoning_effort on a model whose catalog row does not
+reason, audio input or output,
 prediction, web_search_options, the legacy functions / function_call / function role, file_id.
 Dropped on purpose (no Converse equivalent, harmless to ignore):
 
@@ -50,7 +54,9 @@ answered); guardrail_intervened / content_filtered → content_filter; malformed
 malformed_tool_use → a 502 `upstream_malformed_output` error (retryable: the output could not
 be used, another attempt may succeed). Usage: Bedrock's inputTokens excludes cache reads and
 writes, so prompt_tokens = inputTokens + cacheReadInputTokens + cacheWriteInputTokens,
-cached_tokens = cacheReadInputTokens, completion_tokens = outputTokens.
+cached_tokens = cacheReadInputTokens, cache_write_tokens = cacheWriteInputTokens (the 1-hour part of
+cacheDetails → cache_write_1h_tokens), completion_tokens = outputTokens. reasoningContent blocks →
+reasoning_content / reasoning_details (bedrock_reasoning.py).
 
 Errors (botocore ClientError codes, HTTP or mid-stream event): Throttling → 429,
 ServiceUnavailable / ModelNotReady → 503, Validation → 400, AccessDenied (and other credential
