@@ -12,8 +12,14 @@ the fake a few tens of microseconds and the gateway, not the upstream, is what g
     GET  /_stats                counters (JSON); POST /_reset clears them
     GET  /_trace                monotonic times of upstream requests and of DynamoDB calls seen by the
                                 proxy (for ordering DynamoDB calls against the upstream call)
+    POST /_mode                 {"writes": N, "gap_ms": G}: send each following stream in N writes
+                                (N = 0: one write, as by default; N ≥ the number of events: one event
+                                per write) G ms apart; GET /_writes: for each stream since the last
+                                /_reset, its number of writes and the monotonic time of the write that
+                                carried each content token (tok0, tok1, ...)
 
-Streams are sent as HTTP/1.1 chunked bodies, one SSE event per HTTP chunk, in one write.
+Streams are sent as HTTP/1.1 chunked bodies, one SSE event per HTTP chunk, in one write (or as
+/_mode says: the SSE-coalescing case of bench/sse_writes.py).
 
 Run: python bench/fake_upstream.py --port 0 --chunks 200 [--dynamo-target 127.0.0.1:8000]
 It prints one JSON line {"port": .., "dynamo_port": ..} once it listens.
@@ -46,16 +52,38 @@ def _http(status: str, ctype: str, body: bytes, extra: str = "") -> bytes:
     return head.encode() + body
 
 
-def _chunked(ctype: str, events: list[bytes]) -> bytes:
+def _chunked_parts(ctype: str, events: list[bytes]) -> list[bytes]:
+    """The head, one HTTP chunk per event, the last chunk: join them for the whole response."""
     out = [f"HTTP/1.1 200 OK\r\ncontent-type: {ctype}\r\ncache-control: no-cache\r\n"
            "transfer-encoding: chunked\r\nconnection: keep-alive\r\n\r\n".encode()]
     for ev in events:
         out.append(b"%x\r\n" % len(ev) + ev + b"\r\n")
     out.append(b"0\r\n\r\n")
-    return b"".join(out)
+    return out
 
 
-def openai_answers(chunks: int, model: str = "gpt-4o-mini") -> dict[str, bytes]:
+def _chunked(ctype: str, events: list[bytes]) -> bytes:
+    return b"".join(_chunked_parts(ctype, events))
+
+
+_TOKEN_RE = re.compile(rb"tok(\d+) ")
+
+
+def split_writes(parts: list[bytes], writes: int) -> list[tuple[bytes, list[int]]]:
+    """Group a response's parts (head, chunks, end) into `writes` writes of about equal numbers of
+    events (the head goes with the first, the end with the last); each with the content tokens it carries."""
+    head, chunks, end = parts[0], parts[1:-1], parts[-1]
+    n = max(1, min(writes, len(chunks)))
+    out: list[tuple[bytes, list[int]]] = []
+    for i in range(n):
+        group = chunks[i * len(chunks) // n:(i + 1) * len(chunks) // n]
+        data = (head if i == 0 else b"") + b"".join(group) + (end if i == n - 1 else b"")
+        out.append((data, [int(m) for m in _TOKEN_RE.findall(b"".join(group))]))
+    return out
+
+
+def openai_answers(chunks: int, model: str = "gpt-4o-mini") -> tuple[dict[str, bytes], dict[str, list[bytes]]]:
+    """The pre-rendered answers (whole responses) and the streams' parts (for /_mode)."""
     usage = {"prompt_tokens": 12, "completion_tokens": chunks, "total_tokens": 12 + chunks,
              "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
              "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
@@ -86,10 +114,14 @@ def openai_answers(chunks: int, model: str = "gpt-4o-mini") -> dict[str, bytes]:
         "json": _http("200 OK", "application/json", _dumps(full)),
         "stream": _chunked("text/event-stream; charset=utf-8", [*events, done]),
         "stream_usage": _chunked("text/event-stream; charset=utf-8", [*events, usage_ev, done]),
+    }, {
+        "stream": _chunked_parts("text/event-stream; charset=utf-8", [*events, done]),
+        "stream_usage": _chunked_parts("text/event-stream; charset=utf-8", [*events, usage_ev, done]),
     }
 
 
-def anthropic_answers(chunks: int, model: str = "claude-3-5-haiku-20241022") -> dict[str, bytes]:
+def anthropic_answers(chunks: int, model: str = "claude-3-5-haiku-20241022") -> tuple[dict[str, bytes],
+                                                                                     dict[str, list[bytes]]]:
     usage = {"input_tokens": 12, "output_tokens": 7, "cache_creation_input_tokens": 0,
              "cache_read_input_tokens": 4, "service_tier": "standard"}
     full = {"id": "msg_bench0001", "type": "message", "role": "assistant", "model": model,
@@ -121,7 +153,7 @@ def anthropic_answers(chunks: int, model: str = "claude-3-5-haiku-20241022") -> 
     return {
         "json": _http("200 OK", "application/json", _dumps(full), "request-id: req_bench\r\n"),
         "stream": _chunked("text/event-stream; charset=utf-8", events),
-    }
+    }, {"stream": _chunked_parts("text/event-stream; charset=utf-8", events)}
 
 
 class Stats:
@@ -129,11 +161,13 @@ class Stats:
         self.counts: Counter[str] = Counter()
         self.upstream_times: deque[float] = deque(maxlen=200_000)
         self.dynamo_calls: deque[tuple[float, str, bool]] = deque(maxlen=200_000)
+        self.stream_writes: deque[dict[str, object]] = deque(maxlen=1000)
 
     def reset(self) -> None:
         self.counts.clear()
         self.upstream_times.clear()
         self.dynamo_calls.clear()
+        self.stream_writes.clear()
 
     def snapshot(self) -> dict[str, object]:
         return {"counts": dict(self.counts)}
@@ -188,7 +222,36 @@ class FakeHTTP(asyncio.Protocol):
                 body = bytes(self.buf[start:start + length])
                 del self.buf[:start + length]
             assert self.transport is not None
-            self.transport.write(self.server.answer(method, path.split("?", 1)[0], body))
+            answer = self.server.answer(method, path.split("?", 1)[0], body)
+            if isinstance(answer, list):
+                self._send_in_writes(answer)
+            else:
+                self.transport.write(answer)
+
+    def _send_in_writes(self, parts: list[bytes]) -> None:
+        """A stream in the writes /_mode asks for, `gap_ms` apart (the client waits for its end before
+        its next request, as HTTP/1.1 clients without pipelining do)."""
+        server = self.server
+        writes = split_writes(parts, int(server.mode["writes"]))
+        gap = float(server.mode["gap_ms"]) / 1000
+        record: dict[str, object] = {"writes": len(writes), "tok_times": {}}
+        server.stats.stream_writes.append(record)
+        loop = asyncio.get_running_loop()
+
+        def send(i: int) -> None:
+            if self.transport is None or self.transport.is_closing():
+                return
+            data, tokens = writes[i]
+            now = time.monotonic()
+            self.transport.write(data)
+            times = record["tok_times"]
+            assert isinstance(times, dict)
+            for tok in tokens:
+                times[tok] = now
+            if i + 1 < len(writes):
+                loop.call_later(gap, send, i + 1)
+
+        send(0)
 
 
 def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
@@ -212,26 +275,37 @@ def _dechunk(buf: bytearray, pos: int) -> tuple[bytes, int] | None:
 class FakeServer:
     def __init__(self, chunks: int) -> None:
         self.stats = Stats()
-        self.openai = openai_answers(chunks)
-        self.anthropic = anthropic_answers(chunks)
+        self.openai, self.openai_parts = openai_answers(chunks)
+        self.anthropic, self.anthropic_parts = anthropic_answers(chunks)
+        self.mode: dict[str, float] = {"writes": 0, "gap_ms": 0.0}
 
-    def answer(self, method: str, path: str, body: bytes) -> bytes:
+    def _stream(self, whole: bytes, parts: list[bytes]) -> bytes | list[bytes]:
+        return parts if self.mode["writes"] else whole
+
+    def answer(self, method: str, path: str, body: bytes) -> bytes | list[bytes]:
+        """The response's bytes; a stream's parts (a list) when /_mode asks for several writes."""
         stats = self.stats
         if method == "POST" and path.endswith("/chat/completions"):
             stats.upstream_times.append(time.monotonic())
             if _STREAM_RE.search(body):
-                usage = _USAGE_RE.search(body) is not None
+                key = "stream_usage" if _USAGE_RE.search(body) is not None else "stream"
                 stats.counts["openai_stream"] += 1
-                return self.openai["stream_usage" if usage else "stream"]
+                return self._stream(self.openai[key], self.openai_parts[key])
             stats.counts["openai"] += 1
             return self.openai["json"]
         if method == "POST" and path.endswith("/messages"):
             stats.upstream_times.append(time.monotonic())
             if _STREAM_RE.search(body):
                 stats.counts["anthropic_stream"] += 1
-                return self.anthropic["stream"]
+                return self._stream(self.anthropic["stream"], self.anthropic_parts["stream"])
             stats.counts["anthropic"] += 1
             return self.anthropic["json"]
+        if method == "POST" and path == "/_mode":
+            mode = json.loads(body or b"{}")
+            self.mode = {"writes": int(mode.get("writes", 0)), "gap_ms": float(mode.get("gap_ms", 0.0))}
+            return _http("200 OK", "application/json", _dumps(self.mode))
+        if path == "/_writes":
+            return _http("200 OK", "application/json", _dumps({"streams": list(stats.stream_writes)}))
         if path == "/_stats":
             return _http("200 OK", "application/json", _dumps(stats.snapshot()))
         if path == "/_trace":

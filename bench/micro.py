@@ -71,7 +71,8 @@ def translation_cpu(protocol: str, streams: int = 300) -> dict[str, Any]:
     req = parse_request(json.dumps({"model": MODELS[protocol], "stream": True,
                                     "stream_options": {"include_usage": True},
                                     "messages": [{"role": "user", "content": "Say hello"}]}).encode())
-    rendered = openai_answers(CHUNKS)["stream_usage"] if protocol == "openai" else anthropic_answers(CHUNKS)["stream"]
+    rendered = (openai_answers(CHUNKS)[0]["stream_usage"] if protocol == "openai"
+                else anthropic_answers(CHUNKS)[0]["stream"])
     pieces = _sse_body(rendered)
 
     async def decode_all() -> list[Any]:

@@ -4,142 +4,23 @@ layer size, memory, profiles)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-__all__ = ["render", "verdicts"]
+from targets import CASE_LABELS, earlier_checks, verdicts
+from targets import f as _f
+from targets import get as _get
+from targets import overhead as _overhead
+from targets import rps as _rps
+from targets import ttfb_added as _ttfb_added
+
+__all__ = ["render", "summary", "verdicts"]
 
 PEERS = ("portkey", "litellm")
-ORDER = ("upstream", "skylane", "skylane_fast", "portkey", "litellm")
-PROFILE_LABELS = {"skylane_fast-openai": "Experiment: httptools + uvloop, OpenAI passthrough, non-streaming",
+ORDER = ("upstream", "skylane", "skylane_prev", "portkey", "litellm")
+PROFILE_LABELS = {"skylane_prev-openai": "Previous stack (asyncio + h11, httpx transport), OpenAI passthrough, "
+                                         "non-streaming",
                   "auth": "Auth + limits on, non-streaming (DynamoDB Local; samples of the thread holding the GIL, "
                            "so the DynamoDB worker threads' Python work counts and their waiting does not)"}
-CASE_LABELS = {
-    "openai": "OpenAI passthrough, non-streaming",
-    "openai_stream": "OpenAI passthrough, streaming 200 chunks",
-    "anthropic": "Anthropic translation, non-streaming",
-    "anthropic_stream": "Anthropic translation, streaming 200 chunks",
-}
-
-
-def _f(x: Any, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:,.{digits}f}"
-
-
-def _get(d: dict[str, Any], *path: str) -> Any:
-    for p in path:
-        if not isinstance(d, dict) or p not in d:
-            return None
-        d = d[p]
-    return d
-
-
-def _overhead(res: dict[str, Any], case: str, target: str) -> float | None:
-    m = res.get("matrix", {}).get(case, {})
-    up = _get(m, "upstream", "c1", "p50_ms")
-    t = _get(m, target, "c1", "p50_ms")
-    return None if up is None or t is None else t - up
-
-
-def _ttfb_added(res: dict[str, Any], case: str, target: str) -> float | None:
-    m = res.get("matrix", {}).get(case, {})
-    up = _get(m, "upstream", "ttfb", "ttfb_p50_ms")
-    t = _get(m, target, "ttfb", "ttfb_p50_ms")
-    return None if up is None or t is None else t - up
-
-
-def _rps(res: dict[str, Any], case: str, target: str) -> float | None:
-    return _get(res.get("matrix", {}).get(case, {}), target, "c16", "rps")
-
-
-def verdicts(res: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """(target, measured, verdict) rows for the issue's targets."""
-    rows: list[tuple[str, str, str]] = []
-
-    def verdict(ok: bool | None) -> str:
-        return "n/a" if ok is None else ("met" if ok else "**missed**")
-
-    sky_o = _overhead(res, "openai", "skylane")
-    pk_o = _overhead(res, "openai", "portkey")
-    ok = None if sky_o is None or pk_o is None else sky_o <= 0.5 * pk_o
-    rows.append(("Overhead p50 at c=1 (auth off) ≤ ½ Portkey's",
-                 f"Skylane +{_f(sky_o)} ms vs Portkey +{_f(pk_o)} ms"
-                 + (f" (ratio {_f(sky_o / pk_o)})" if sky_o is not None and pk_o else ""), verdict(ok)))
-    sky_r = _rps(res, "openai", "skylane")
-    pk_r = _rps(res, "openai", "portkey")
-    ok = None if not sky_r or not pk_r else sky_r >= 1.2 * pk_r
-    rows.append(("Throughput at c=16 ≥ 1.2× Portkey's",
-                 f"Skylane {_f(sky_r, 0)} req/s vs Portkey {_f(pk_r, 0)} req/s"
-                 + (f" ({_f(sky_r / pk_r)}×)" if sky_r and pk_r else ""), verdict(ok)))
-    tr = next((t for t in res.get("translation", []) if t.get("protocol") == "anthropic"), None)
-    us = tr.get("full_us_per_chunk") if tr else None
-    alone = tr.get("translate_us_per_chunk") if tr else None
-    rows.append(("Anthropic → OpenAI streaming ≤ 25 µs CPU per chunk",
-                 f"{_f(us, 1)} µs (decode + translate + encode; translator alone {_f(alone, 1)} µs)"
-                 if us is not None else (tr or {}).get("error", "not measured"),
-                 verdict(None if us is None else us <= 25)))
-    cpu = _get(res.get("matrix", {}), "anthropic_stream", "skylane", "cpu_ms_per_req")
-    if cpu is not None:
-        rows.append(("(context) whole-process CPU per streamed chunk, Anthropic stream under load",
-                     f"{_f(cpu / 202 * 1000, 1)} µs per chunk ({_f(cpu, 2)} ms per 200-chunk request: "
-                     "HTTP in and out, ASGI, event loop included)", "info"))
-    for case in ("openai_stream", "anthropic_stream"):
-        added = _ttfb_added(res, case, "skylane")
-        rows.append((f"Time to first byte added ≤ 1 ms ({CASE_LABELS[case].split(',')[0]})",
-                     f"+{_f(added)} ms (p50, c=1)" if added is not None else "not measured",
-                     verdict(None if added is None else added <= 1.0)))
-    auth = res.get("auth") or {}
-    order = auth.get("ordering")
-    if order:
-        reads = order.get("requests_with_read_before_upstream", 0)
-        ttl = order.get("cache_ttl_s") or 0
-        # the cached record expires every `ttl` seconds: one refresh read per expiry is expected
-        allowed = math.ceil(order.get("seconds", 0) / ttl) + 1 if ttl else 1
-        writes = order.get("max_writes_before_upstream", 0)
-        rows.append(("Auth on: no DynamoDB read on the hot path while the key is cached",
-                     f"{reads} of {order['requests']} requests read the key before the upstream call "
-                     f"(run {_f(order.get('seconds'), 1)} s, key cache TTL {_f(ttl, 0)} s)",
-                     verdict(reads <= allowed)))
-        rows.append(("Auth on: ≤ 1 conditional write before the upstream call",
-                     f"at most {writes} write(s) before the upstream call in any request", verdict(writes <= 1)))
-
-        def tail(o: dict[str, Any]) -> float:
-            return sum((o.get("per_request", {}).get("during_response") or {}).values())
-
-        io = (auth.get("inline") or {}).get("ordering")
-        text = (f"settled after the response (local default): {tail(order):.1f} writes per request (non-streaming "
-                "and streaming alternating) before the response ended — the streams': they settle before their "
-                "last bytes")
-        ok = tail(order) == 0
-        if io:
-            text += (f"; settled inline (`SKYLANE_SETTLE_INLINE`, the Lambda default): {tail(io):.1f} — every "
-                     "non-streaming answer waits for its 3 writes")
-            ok = ok and tail(io) == 0
-        rows.append(("Auth on: usage, credits, TPM reconcile after the response or off the critical path",
-                     text, verdict(ok)))
-    else:
-        rows.append(("Auth + limits (DynamoDB Local)", auth.get("skip", "not run"), "n/a"))
-    limits = {"functions.completions.app": 1.0, "functions.models.app": 0.6}
-    for c in res.get("cold", []):
-        if not c.get("auth"):
-            continue
-        mod = c["module"]
-        if "error" in c:
-            rows.append((f"Cold import {mod}", c["error"], "n/a"))
-            continue
-        rows.append((f"Cold import of {mod} ≤ {limits[mod]} s, peak RSS ≤ 100 MB",
-                     f"{_f(c['import_s'], 3)} s import ({_f(c['wall_s'], 3)} s with interpreter start), "
-                     f"{_f(c['maxrss_mb'], 1)} MB",
-                     verdict(c["import_s"] <= limits[mod] and c["maxrss_mb"] <= 100)))
-    mem = res.get("memory")
-    if mem:
-        rows.append(("RSS flat (±5%) over 20,000 requests, streaming included",
-                     f"{_f(mem['rss_kb'][1][1] / 1024, 1)} → {_f(mem['rss_kb'][-1][1] / 1024, 1)} MB over "
-                     f"{mem['requests']:,} requests (max drift {_f(mem['max_drift_pct'], 1)}%)",
-                     verdict(mem["max_drift_pct"] <= 5)))
-    return rows
 
 
 def _headline(res: dict[str, Any]) -> list[str]:
@@ -166,13 +47,66 @@ def _headline(res: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(
             f"+{_f(o[t])} ms" if o[t] is not None else "–" for t in ("skylane", *PEERS)) + " | " + " | ".join(
             _f(r[t], 0) for t in ("skylane", *PEERS)) + f" | {vs('portkey')} | {vs('litellm')} |")
-    fast = [(label, _overhead(res, case, "skylane_fast"), _rps(res, case, "skylane_fast"))
-            for case, label in CASE_LABELS.items() if _rps(res, case, "skylane_fast")]
-    if fast:
-        lines += ["", "Experiment — the same Skylane code on uvicorn with httptools + uvloop (`uvicorn[standard]`, not "
-                  "in the layer today): " + "; ".join(f"{label}: +{_f(o)} ms, {_f(r, 0)} req/s" for label, o, r in fast)
-                  + "."]
+    prev = [(label, _overhead(res, case, "skylane_prev"), _rps(res, case, "skylane_prev"))
+            for case, label in CASE_LABELS.items() if _rps(res, case, "skylane_prev")]
+    if prev:
+        lines += ["", "Comparison — the same Skylane code on the previous stack (uvicorn on asyncio + h11, "
+                  "`SKYLANE_HTTP_TRANSPORT=httpx`): " + "; ".join(f"{label}: +{_f(o)} ms, {_f(r, 0)} req/s"
+                                                               for label, o, r in prev) + "."]
     return lines
+
+
+def _sse(res: dict[str, Any]) -> list[str]:
+    sw = res.get("sse_writes")
+    if not sw:
+        return []
+    lines = ["## SSE writes: events that arrive together, and events that arrive one by one", "",
+             "bench/sse_writes.py. *Burst*: the fake upstream sends each 200-chunk stream in a few writes (a few ms "
+             "apart); the client counts the HTTP chunks (chunked encoding; uvicorn frames each ASGI body message as "
+             "one chunk, so ≈ the gateway's body writes) and its socket reads. *Paced*: one event per write, 1 ms "
+             "apart; each content token's arrival at the client minus the upstream's write of it (CLOCK_MONOTONIC "
+             "in both processes).", "",
+             "| case | target | upstream writes | HTTP chunks p50 (max) | client reads p50 | paced: delay p50 ms "
+             "| p99 ms | max ms | last event p50 ms |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for case, by_target in sw.items():
+        for t in ORDER:
+            r = by_target.get(t)
+            if r is None:
+                continue
+            if "error" in r:
+                lines.append(f"| {CASE_LABELS.get(case, case)} | {t} | {r['error'].replace('|', '/')} | | | | | | |")
+                continue
+            lines.append(f"| {CASE_LABELS.get(case, case)} | {t} | {_f(r['upstream_writes'], 0)} | "
+                         f"{_f(r['chunks_p50'], 0)} ({_f(r['chunks_max'], 0)}) | {_f(r['reads_p50'], 0)} | "
+                         f"{_f(r['delay_p50_ms'])} | {_f(r['delay_p99_ms'])} | {_f(r['delay_max_ms'])} | "
+                         f"{_f(r['last_delay_p50_ms'])} |")
+    return [*lines, "", "The upstream row is the floor: the fake frames one event per chunk, so its chunk count "
+            "is the number of events; its reads show how the writes arrive.", ""]
+
+
+def _quota(res: dict[str, Any]) -> list[str]:
+    q = res.get("quota")
+    if not q:
+        return []
+    lines = ["## Skylane at a Lambda-like CPU share", "",
+             "Lambda gives 1 vCPU at 1,769 MB: a 256 MB function has ≈ 14.5% of a core. Skylane (a fresh process) "
+             "runs in a cgroup with a CPU quota of that share (bench/cpuquota.py); wrk at c=1.", ""]
+    if q.get("skip") and not any(c in q for c in CASE_LABELS):
+        return [*lines, f"Not measured: {q['skip']}", ""]
+    lines += [f"Quota: `{q.get('quota_read_back', q.get('quota'))}` (quota µs, period µs; {q.get('cgroup', '?')}).", "",
+              "| case | p50 ms | p99 ms | overhead p50 | unthrottled overhead p50 | req/s | CPU ms/req "
+              "| throttled ms |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for case, label in CASE_LABELS.items():
+        r = q.get(case)
+        if not r:
+            continue
+        up = _get(res, "matrix", case, "upstream", "c1", "p50_ms")
+        lines.append(f"| {label} | {_f(r['p50_ms'])} | {_f(r['p99_ms'])} | "
+                     f"{'–' if up is None else '+' + _f(r['p50_ms'] - up)} | +{_f(_overhead(res, case, 'skylane'))} | "
+                     f"{_f(r['rps'], 0)} | {_f(r.get('cpu_ms_per_req'), 3)} | {_f(r.get('throttled_ms'), 0)} |")
+    if q.get("skip"):
+        lines += ["", f"Note: {q['skip']}"]
+    return [*lines, ""]
 
 
 def _case_tables(res: dict[str, Any]) -> list[str]:
@@ -392,30 +326,50 @@ def _profiles(res: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render(res: dict[str, Any]) -> str:
+def _targets_table(res: dict[str, Any], level: str) -> list[str]:
+    return [f"{level} Targets (issue 18)", "", "| target | measured | verdict |", "|---|---|---|",
+            *(f"| {a} | {b.replace('|', '/')} | {c} |" for a, b, c in verdicts(res))]
+
+
+def _meta_line(res: dict[str, Any]) -> str:
     meta = res.get("meta", {})
     st = res.get("settings", {})
     pk = meta.get("packages", {})
-    lines = [
-        "# Skylane benchmark",
-        "",
+    return (
         f"{meta.get('date', '?')} · {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores · load average at start "
         f"{', '.join(f'{x:.2f}' for x in meta.get('load_avg_at_start', []))} · Python {meta.get('python', '?')} "
         f"(uvicorn {pk.get('uvicorn', '?')}, h11 {pk.get('h11', '?')}, httptools {pk.get('httptools', '?')}, "
         f"uvloop {pk.get('uvloop', '?')}, fastapi {pk.get('fastapi', '?')}, starlette {pk.get('starlette', '?')}, "
         f"httpx {pk.get('httpx', '?')}) · node {meta.get('node', '?')} · {meta.get('wrk', '?')} · "
         f"{_f(st.get('duration_s'), 0)} s per wrk run after a {_f(st.get('warmup_s'), 0)} s warm-up · run took "
-        f"{_f(meta.get('elapsed_s', 0) / 60, 1)} min.",
+        f"{_f(meta.get('elapsed_s', 0) / 60, 1)} min.")
+
+
+def summary(res: dict[str, Any], level: str = "###") -> str:
+    """The headline and the targets, for README.md and docs/performance.md (headings at `level`)."""
+    head = _headline(res)
+    head[0] = f"{level} Headline"
+    return "\n".join([_meta_line(res), "", *head, "", *_targets_table(res, level), ""])
+
+
+def render(res: dict[str, Any]) -> str:
+    lines = [
+        "# Skylane benchmark",
+        "",
+        _meta_line(res),
         "",
         "Reproduce: `make bench` (installs wrk, Portkey and LiteLLM under bench/.peers/ on first use). All "
         "processes share the machine's cores: absolute numbers vary between machines, ratios much less.",
         "",
     ]
     lines += _headline(res)
-    lines += ["", "## Targets (issue 7)", "", "| target | measured | verdict |", "|---|---|---|"]
-    lines += [f"| {a} | {b} | {c} |" for a, b, c in verdicts(res)]
+    lines += ["", *_targets_table(res, "##"), ""]
+    lines += ["## Earlier checks (issue 7)", "", "| check | measured | verdict |", "|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} |" for a, b, c in earlier_checks(res)]
     lines.append("")
     lines += _case_tables(res)
+    lines += _sse(res)
+    lines += _quota(res)
     lines += _inside(res)
     lines += _auth(res)
     lines += _micro(res)

@@ -1,18 +1,24 @@
 """`make bench`: Skylane against the upstream itself and its peers, one machine, one run.
 
-    .venv/bin/python bench/run.py [--quick] [--only upstream,skylane,portkey,litellm] [--skip auth,memory,...]
+    .venv/bin/python bench/run.py [--quick] [--only upstream,skylane,skylane_prev,portkey,litellm]
+                                  [--skip auth,memory,quota,sse,...] [--no-write]
 
 1. A fast fake upstream (bench/fake_upstream.py: OpenAI and Anthropic formats, streams of 200 chunks).
-2. For each target (the upstream directly, Skylane started by functions/completions/run.sh as the
-   Lambda Web Adapter starts it, the same code on httptools + uvloop as an experiment, Portkey's
+2. For each target (the upstream directly; Skylane started by functions/completions/run.sh as the
+   Lambda Web Adapter starts it — uvloop + httptools, the aiohttp upstream transport; `skylane_prev`,
+   the same code on the previous stack — asyncio + h11, SKYLANE_HTTP_TRANSPORT=httpx; Portkey's
    gateway, the LiteLLM proxy — peers where installed) and each case:
-   wrk at concurrency 1 and 16 (p50/p90/p99, requests/s; gateway CPU per request), and for
-   streams the time to first byte at concurrency 1 (bench/loadgen.py).
-3. Skylane only: a py-spy profile under load, RSS over 20,000 requests, auth + limits against
+   wrk at concurrency 1 and 16 (p50/p90/p99, requests/s; gateway CPU per request from /proc), for
+   streams the time to first byte at concurrency 1 (bench/loadgen.py), and the SSE-writes case
+   (bench/sse_writes.py: events arriving in a few large writes, and one event per write).
+3. Skylane only: a py-spy profile under load, RSS over 20,000 requests, the overhead at c=1 under
+   a cgroup CPU quota of a 256 MB Lambda function's share (bench/cpuquota.py), auth + limits against
    DynamoDB Local with every DynamoDB call counted and placed before/after the upstream call,
    (also with SKYLANE_SETTLE_INLINE, the Lambda default), CPU per streamed chunk, the upstream
    HTTP client's CPU per request, cold import time and peak RSS, the unzipped layer size.
-4. The table goes to stdout and bench/results/latest.md (+ latest.json).
+4. The table goes to stdout and bench/results/latest.md (+ latest.json), and its summary (headline
+   and issue 18's targets) into README.md's Performance section and docs/performance.md, between
+   their `<!-- results:start -->` / `<!-- results:end -->` markers (bench/publish.py).
 
 Settings: BENCH_DURATION (s per wrk run, default 5), BENCH_WARMUP (1), BENCH_TTFB_SECONDS (2),
 BENCH_MEMORY_REQUESTS (20000). Logs and raw profiles: bench/results/run.tmp/.
@@ -42,7 +48,10 @@ sys.path.insert(0, str(BENCH))
 
 import httpx  # noqa: E402
 import micro  # noqa: E402
+import publish  # noqa: E402
 import report  # noqa: E402
+import sse_writes  # noqa: E402
+from cpuquota import LAMBDA_256MB_QUOTA_US, PERIOD_US, CpuQuota, QuotaUnavailable  # noqa: E402
 from fake_upstream import ANSWER  # noqa: E402
 from loadgen import Request, run_load, summarize  # noqa: E402
 from procs import Proc, free_port, wait_http, wrk, wrk_version  # noqa: E402
@@ -182,8 +191,8 @@ class Bench:
 
     def start_skylane(self, name: str, env: dict[str, str], python: str = PY, extra: tuple[str, ...] = ()) -> Proc:
         """Skylane's completions app as the Lambda Web Adapter runs it: functions/completions/run.sh
-        (uvicorn, one process, h11 + asyncio, unbuffered stdout); `extra` switches to a direct uvicorn
-        command with other options (the httptools + uvloop experiment)."""
+        (uvicorn, one process, its --loop/--http, unbuffered stdout); `extra` switches to a direct
+        uvicorn command with those options (the previous stack: asyncio + h11)."""
         port = free_port()
         run_sh = ROOT / "functions" / "completions" / "run.sh"
         env = {**env, "AWS_LWA_PORT": str(port), "PYTHONUNBUFFERED": "1",
@@ -239,20 +248,17 @@ class Bench:
         t.endpoint = endpoint
         return t
 
-    def target_skylane_fast(self) -> Target:
-        """An experiment: the same code and package versions on uvicorn with httptools + uvloop."""
-        t = Target("skylane_fast", "Skylane on uvicorn + httptools + uvloop (experiment)", version=_git_version())
-        venv = PEERS / "fastserver-venv"
-        failed = PEERS / "fastserver.failed"
-        if failed.exists() or not (venv / ".bench-installed").exists():
-            t.skip = "not installed" + (f": {failed.read_text().strip()[-200:]}" if failed.exists() else "")
-            return t
+    def target_skylane_prev(self) -> Target:
+        """The same code on the previous stack, for comparison: uvicorn on asyncio + h11, and httpx's
+        own transport (httpcore) for the upstream calls; the project's venv, no other packages."""
+        t = Target("skylane_prev", "Skylane, previous stack (asyncio + h11, httpx transport)",
+                   version=_git_version())
         sky = self.results["targets"].get("skylane", {})
         t.case_skip.update(sky.get("case_skip", {}))
         try:
-            t.proc = self.start_skylane("skylane_fast", self.skylane_env(self.fake_port),
-                                        python=str(venv / "bin" / "python"),
-                                        extra=("--http", "httptools", "--loop", "uvloop"))
+            t.proc = self.start_skylane("skylane_prev",
+                                        self.skylane_env(self.fake_port, SKYLANE_HTTP_TRANSPORT="httpx"),
+                                        extra=("--loop", "asyncio", "--http", "h11"))
         except RuntimeError as exc:
             t.skip = str(exc)[:300]
             return t
@@ -438,7 +444,68 @@ class Bench:
             self.results["matrix"].setdefault(case.name, {})[t.name] = r
             extra = f", TTFB p50 {r['ttfb']['ttfb_p50_ms']:.2f} ms" if "ttfb" in r else ""
             self.log(f"  {case.name}: c1 p50 {r['c1']['p50_ms']:.2f} ms, c16 {r['c16']['rps']:.0f} req/s{extra}")
+            if case.stream and "sse" not in self.skip_parts:
+                self.sse_case(t, case, ep)
         return t
+
+    def sse_case(self, t: Target, case: Case, ep: Endpoint) -> None:
+        """Events that arrive in one read leave in one write, and none waits (bench/sse_writes.py)."""
+        req = Request(ep.path, ep.body_bytes(), tuple(ep.headers.items()))
+        try:
+            r = sse_writes.measure(HOST, t.port, req, f"http://{HOST}:{self.fake_port}",
+                                   streams=5 if self.args.quick else 20, paced_streams=3 if self.args.quick else 10)
+        except Exception as exc:
+            r = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+            self.log(f"  {case.name} SSE writes: failed: {r['error']}")
+        else:
+            self.log(f"  {case.name} SSE writes: {r['upstream_writes']} upstream writes -> {r['chunks_p50']} chunks "
+                     f"({r['reads_p50']} reads); one event per write: delay p50 {r['delay_p50_ms']:.2f} ms, "
+                     f"last event {r['last_delay_p50_ms']:.2f} ms")
+        self.results.setdefault("sse_writes", {}).setdefault(case.name, {})[t.name] = r
+
+    def quota_case(self) -> None:
+        """Skylane at a 256 MB Lambda function's CPU share (a cgroup CPU quota): overhead at c=1."""
+        share = f"{LAMBDA_256MB_QUOTA_US} {PERIOD_US}"
+        self.log(f"Lambda-like CPU share: a cgroup CPU quota of {share} (256 MB of 1,769 MB per vCPU)")
+        out: dict[str, Any] = {"quota": share}
+        self.results["quota"] = out
+        try:
+            quota = CpuQuota.create(f"skylane-bench-{os.getpid()}")
+        except QuotaUnavailable as exc:
+            out["skip"] = f"the CPU quota cannot be applied on this machine: {exc}"[:400]
+            self.log("  " + out["skip"])
+            return
+        out["cgroup"] = f"v{quota.version} {quota.path}"
+        p = None
+        try:
+            p = self.start_skylane("skylane-quota", self.skylane_env(self.fake_port))
+            for pid in p.group_pids():
+                quota.add(pid)
+            port = p.port  # type: ignore[attr-defined]
+            skipped = self.results["targets"].get("skylane", {}).get("case_skip", {})
+            for case in CASES:
+                if case.name in skipped:
+                    continue
+                model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
+                ep = Endpoint("/v1/chat/completions", chat_body(model, case.stream))
+                body_file = RUN_DIR / f"body-quota-{case.name}.json"
+                body_file.write_bytes(ep.body_bytes())
+                url = f"http://{HOST}:{port}{ep.path}"
+                wrk(url, body_file, ep.headers, 1, self.warmup)
+                throttled0, cpu0 = quota.throttled_ms(), p.cpu_seconds()
+                r = wrk(url, body_file, ep.headers, 1, self.duration)
+                r["cpu_ms_per_req"] = (p.cpu_seconds() - cpu0) / r["requests"] * 1000 if r["requests"] else 0
+                r["throttled_ms"] = quota.throttled_ms() - throttled0
+                out[case.name] = r
+                self.log(f"  {case.name}: c1 p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                         f"throttled {r['throttled_ms']:.0f} ms")
+            out["quota_read_back"] = quota.quota()
+        except Exception as exc:
+            out["skip"] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
+            self.log("  " + out["skip"])
+        finally:
+            self.stop(p)
+            quota.remove()
 
     # ---- Skylane-only parts -------------------------------------------------------------------
 
@@ -683,19 +750,21 @@ class Bench:
                 if "profile" not in self.skip_parts:
                     self.profile_skylane(sky)
                 self.stop(sky.proc)
-            for make in (self.target_skylane_fast, self.target_portkey, self.target_litellm):
+            for make in (self.target_skylane_prev, self.target_portkey, self.target_litellm):
                 t = self.run_target(make)
-                if t is not None and not t.skip and t.name == "skylane_fast" and "profile" not in self.skip_parts \
+                if t is not None and not t.skip and t.name == "skylane_prev" and "profile" not in self.skip_parts \
                         and "openai" not in t.case_skip and t.proc is not None and t.endpoint is not None:
                     ep = t.endpoint(CASES[0])
                     prof = self.pyspy(t.proc.pid, f"http://{HOST}:{t.port}{ep.path}",
-                                      RUN_DIR / "body-skylane_fast-openai.json", ep.headers, "skylane_fast-openai")
+                                      RUN_DIR / "body-skylane_prev-openai.json", ep.headers, "skylane_prev-openai")
                     if prof:
-                        self.results.setdefault("profiles", {})["skylane_fast-openai"] = prof
+                        self.results.setdefault("profiles", {})["skylane_prev-openai"] = prof
                 if t is not None:
                     self.stop(t.proc)
             if "memory" not in self.skip_parts and (not self.only or "skylane" in self.only):
                 self.memory()
+            if "quota" not in self.skip_parts and (not self.only or "skylane" in self.only):
+                self.quota_case()
             if "auth" not in self.skip_parts and (not self.only or "skylane" in self.only):
                 self.auth_case()
         finally:
@@ -711,6 +780,8 @@ class Bench:
             (RESULTS / "latest.md").write_text(md)
             (RESULTS / "latest.json").write_text(json.dumps(self.results, indent=1, default=str) + "\n")
             self.log(f"wrote {RESULTS / 'latest.md'} and latest.json")
+            for path in publish.publish(self.results, ROOT):
+                self.log(f"updated the results section of {path.relative_to(ROOT)}")
         return 0
 
 
@@ -858,7 +929,8 @@ def _meta() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for pkg in ("uvicorn", "fastapi", "starlette", "httpx", "pydantic", "h11", "httptools", "uvloop"):
+    for pkg in ("uvicorn", "fastapi", "starlette", "httpx", "pydantic", "h11", "httptools", "uvloop", "aiohttp",
+                "httpx-aiohttp", "orjson"):
         try:
             from importlib.metadata import version
 
@@ -876,9 +948,10 @@ def _meta() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of the harness)")
-    ap.add_argument("--only", help="comma-separated targets: upstream,skylane,skylane_fast,portkey,litellm")
-    ap.add_argument("--skip", help="comma-separated parts: profile,memory,auth,translate,client,cold,layer")
-    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--only", help="comma-separated targets: upstream,skylane,skylane_prev,portkey,litellm")
+    ap.add_argument("--skip", help="comma-separated parts: profile,memory,quota,sse,auth,translate,client,cold,layer")
+    ap.add_argument("--no-write", action="store_true",
+                    help="print the table only (no results/latest.*, README.md, docs/performance.md)")
     ap.add_argument("--wait-idle", type=float, default=0, metavar="SECONDS",
                     help="on a shared machine: wait up to this long for the 1-minute load average to drop below 0.5")
     return Bench(ap.parse_args()).run()

@@ -65,20 +65,8 @@ install_tools() {  # the profiler, and aiohttp for the upstream-client compariso
   "$venv/bin/python" -m pip install -q py-spy aiohttp && touch "$venv/.bench-installed"
 }
 
-install_fastserver() {  # an experiment: Skylane's code on uvicorn with httptools + uvloop (uvicorn[standard])
-  local venv=$PEERS/fastserver-venv
-  [ -f "$venv/.bench-installed" ] && return 0
-  [ -x "$venv/bin/python" ] || "$PY313" -m venv "$venv" || return 1
-  # the same versions as the project's venv, plus the two C speedups
-  .venv/bin/python -m pip freeze --exclude-editable | grep -v '^-e' >"$PEERS/fastserver-constraints.txt" || return 1
-  "$venv/bin/python" -m pip install -q --upgrade pip && \
-  "$venv/bin/python" -m pip install -q -c "$PEERS/fastserver-constraints.txt" -e . httptools uvloop && \
-    touch "$venv/.bench-installed"
-}
-
 step wrk install_wrk
 step tools install_tools
 step portkey install_portkey
 step litellm install_litellm
-step fastserver install_fastserver
 exit 0
