@@ -197,7 +197,7 @@ async def _user_blocks(msg: UserMessage, i: int, target: Target, ctx: CallContex
 def _assistant_blocks(msg: AssistantMessage, i: int, names: dict[str, str], flatten: bool,
                       thinking: bool) -> list[dict[str, Any]]:
     if isinstance(msg.content, list):
-        text = "".join(getattr(p, "text", None) or getattr(p, "refusal", "") for p in msg.content)
+        text = "".join(str(getattr(p, "text", None) or getattr(p, "refusal", None) or "") for p in msg.content)
     else:
         text = msg.content or msg.refusal or ""  # a refusal-only answer stays in the history
     # signed reasoning first (restored only when thinking is on), then the text
