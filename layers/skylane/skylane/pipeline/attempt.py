@@ -37,7 +37,7 @@ from skylane.pipeline.router import budget_exhausted
 from skylane.providers.base import Adapter, CallContext, StreamTranslator
 from skylane.transport.base import UpstreamRequest
 from skylane.transport.http import get_client
-from skylane.transport.sse import decode_sse
+from skylane.transport.sse import decode_sse_batches
 
 __all__ = ["StreamHandle", "Timing", "complete", "open_stream"]
 
@@ -139,8 +139,8 @@ class StreamHandle:
 
     target: Target
     translator: StreamTranslator
-    pending: list[dict[str, Any]]
-    events: AsyncIterator[Any]
+    pending: list[Any]
+    events: AsyncIterator[list[Any]]  # one list of upstream events per network read
     timing: Timing
     provider: str
     settings: Settings
@@ -148,6 +148,7 @@ class StreamHandle:
     _closers: list[Any] = field(default_factory=list)
     ended: bool = False  # the upstream stream is exhausted
     native: bool = False  # chunks are the provider's own events, framed for the client (passthrough)
+    leftover: list[Any] = field(default_factory=list)  # events read with the first answer, not yet translated
 
     async def _next(self) -> Any:
         wait, by_budget = _limit(self.settings.idle_timeout, self.deadline)
@@ -164,18 +165,22 @@ class StreamHandle:
                 provider=self.provider,
             ) from None
 
-    async def chunks(self) -> AsyncIterator[Any]:
-        """The translated chunks (internal chunk dicts; framed bytes for native relays): those already
-        read, then the rest as they arrive."""
-        for c in self.pending:
-            yield c
+    async def batches(self) -> AsyncIterator[list[Any]]:
+        """The translated chunks (internal chunk dicts; framed bytes for native relays), a list per
+        upstream read: those already read first, then the rest as they arrive. What arrived together
+        leaves together (one write to the client), and nothing waits for more."""
+        if self.pending:
+            yield self.pending
         self.pending = []
         translator = self.translator
         timing = self.timing
         while not translator.done and not self.ended:
             t0 = time.perf_counter()
             try:
-                event = await self._next()
+                if self.leftover:
+                    batch, self.leftover = self.leftover, []
+                else:
+                    batch = await self._next()
             except StopAsyncIteration:
                 self.ended = True
                 break
@@ -185,13 +190,25 @@ class StreamHandle:
                 raise _transport_error(exc, self.provider, self.settings) from None
             finally:
                 timing.upstream += time.perf_counter() - t0
-            for c in translator.feed(event):
-                yield c
+            out: list[Any] = []
+            for event in batch:
+                if translator.done:
+                    break
+                out.extend(translator.feed(event))
+            if out:
+                yield out
         if not translator.done:
             raise UpstreamError(f"The stream from provider '{self.provider}' ended unexpectedly.",
                                 provider=self.provider)
-        for c in translator.finish():
-            yield c
+        tail = translator.finish()
+        if tail:
+            yield tail
+
+    async def chunks(self) -> AsyncIterator[Any]:
+        """The translated chunks one by one (see `batches`)."""
+        async for batch in self.batches():
+            for c in batch:
+                yield c
 
     async def aclose(self) -> None:
         """Close the upstream connection now (idempotent; safe while being cancelled)."""
@@ -199,9 +216,20 @@ class StreamHandle:
         await _close_all(closers)
 
 
-async def _http_events(resp: httpx.Response) -> AsyncIterator[Any]:
-    async for event in decode_sse(resp.aiter_raw()):
-        yield event
+async def _http_events(resp: httpx.Response) -> AsyncIterator[list[Any]]:
+    async for batch in decode_sse_batches(resp.aiter_raw()):
+        yield batch
+
+
+async def _one_by_one(events: AsyncIterator[Any]) -> AsyncIterator[list[Any]]:
+    """A transport that hands over events one at a time (Bedrock's boto3 stream): batches of one."""
+    try:
+        async for event in events:
+            yield [event]
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 async def open_stream(
@@ -220,13 +248,14 @@ async def open_stream(
     if wait <= 0:
         raise budget_exhausted()
     closers: list[Any] = []
-    pending: list[dict[str, Any]] = []
+    pending: list[Any] = []
+    leftover: list[Any] = []
     ended = False
     t0 = time.perf_counter()
     try:
         async with asyncio.timeout(wait):
             if adapter.transport is not None:
-                events: AsyncIterator[Any] = adapter.transport.stream(request, ctx)
+                events: AsyncIterator[list[Any]] = _one_by_one(adapter.transport.stream(request, ctx))
             else:
                 client = get_client(settings)
                 req = client.build_request(
@@ -243,13 +272,23 @@ async def open_stream(
                 closers.insert(0, aclose)
             while not translator.done:
                 try:
-                    event = await anext(events)
+                    batch = await anext(events)
                 except StopAsyncIteration:
                     ended = True
                     break
-                fresh = translator.feed(event)
-                pending.extend(fresh)
-                if any(_substantive(c) for c in fresh):
+                started = False
+                for i, event in enumerate(batch):
+                    if translator.done:
+                        break
+                    fresh = translator.feed(event)
+                    pending.extend(fresh)
+                    if any(_substantive(c) for c in fresh):
+                        # the answer has begun: the rest of this read belongs to the stream (an error
+                        # event in it is a mid-stream error, not a failed attempt)
+                        leftover = batch[i + 1:]
+                        started = True
+                        break
+                if started:
                     break
             if ended and not translator.done:
                 raise UpstreamError(f"Provider '{provider}' closed the stream before answering.",
@@ -269,7 +308,7 @@ async def open_stream(
     finally:
         timing.upstream += time.perf_counter() - t0
     timing.first_token_at = time.perf_counter()
-    return StreamHandle(target=target, translator=translator, pending=pending, events=events,
+    return StreamHandle(target=target, translator=translator, pending=pending, events=events, leftover=leftover,
                         timing=timing, provider=provider, settings=settings, deadline=deadline,
                         _closers=closers, ended=ended)
 

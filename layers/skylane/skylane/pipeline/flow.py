@@ -278,21 +278,23 @@ async def _events(call: Call, req: ChatRequest, handle: StreamHandle, deadline: 
     verdict = "unknown"  # for the breaker: ok | failed | unknown (client left, budget used up)
     kept = False  # the dialect's keep hook ran (once, before the client has the whole answer)
     try:
-        async for c in handle.chunks():
-            if isinstance(c, bytes):  # a native relay: already framed for the client's wire
-                if not kept and handle.translator.final is not None:
-                    kept = True
-                    await call.dialect.keep(call, handle.translator.final)
-                yield c
-                if time.monotonic() > deadline:
-                    raise budget_exhausted("stream")
-                continue
-            relayed.add_chunk(c)
-            if call.answer is not None:
-                call.answer.append(completion_text(c["choices"]))
-            out = renderer.chunk(c)
-            if out:
-                yield out
+        async for batch in handle.batches():  # what one upstream read brought: one write to the client
+            parts: list[bytes] = []
+            for c in batch:
+                if isinstance(c, bytes):  # a native relay: already framed for the client's wire
+                    parts.append(c)
+                    continue
+                relayed.add_chunk(c)
+                if call.answer is not None:
+                    call.answer.append(completion_text(c["choices"]))
+                out = renderer.chunk(c)
+                if out:
+                    parts.append(out)
+            if handle.native and not kept and handle.translator.final is not None:
+                kept = True
+                await call.dialect.keep(call, handle.translator.final)
+            if parts:
+                yield parts[0] if len(parts) == 1 else b"".join(parts)
             if time.monotonic() > deadline:
                 raise budget_exhausted("stream")
         finished = True

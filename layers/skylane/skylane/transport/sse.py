@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DONE", "SSEEvent", "decode_sse", "encode_event", "encode_json"]
+__all__ = ["DONE", "SSEEvent", "decode_sse", "decode_sse_batches", "encode_event", "encode_json"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -29,13 +29,16 @@ class SSEEvent:
         return orjson.loads(self.data)
 
 
-async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+async def decode_sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[SSEEvent]]:
+    """The events completed by each network read, together (a read may complete none: then nothing is
+    yielded for it). The gateway translates and writes one read's events in one go."""
     buf = b""
     event = ""
     data: list[str] = []
     async for piece in chunks:
         if not piece:
             continue
+        batch: list[SSEEvent] = []
         buf += piece
         hold_cr = False
         if b"\r" in buf:
@@ -52,7 +55,7 @@ async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
             buf = buf[nl + 1 :]
             if not line:
                 if data:
-                    yield SSEEvent(event or "message", "\n".join(data))
+                    batch.append(SSEEvent(event or "message", "\n".join(data)))
                 event, data = "", []
                 continue
             if line[0] == ":":
@@ -66,13 +69,24 @@ async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
                 event = value
         if hold_cr:
             buf += b"\r"
+        if batch:
+            yield batch
     # a final event without its blank line still counts (some servers close without it)
     tail_line = buf.decode("utf-8", errors="replace").strip("\r\n")
     if tail_line.startswith("data:"):
         value = tail_line[5:]
         data.append(value[1:] if value.startswith(" ") else value)
     if data:
-        yield SSEEvent(event or "message", "\n".join(data))
+        yield [SSEEvent(event or "message", "\n".join(data))]
+
+
+async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+    """The events of an SSE byte stream, one by one."""
+    async for batch in decode_sse_batches(chunks):
+        for event in batch:
+            yield event
+
+
 
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
