@@ -525,3 +525,86 @@ def test_frames_decode_with_botocore():
     bad.add_data(bytes(corrupt))
     with pytest.raises(Exception, match="(?i)checksum|crc"):
         list(bad)
+
+
+# ---- reasoning and caching (bedrock_reasoning.py) -------------------------------------------------
+
+THINKER = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+async def test_redacted_and_signed_reasoning_out_and_back_through_the_id():
+    r, t = req(THINKER, reasoning_effort="medium", tools=TOOLS)
+    out = parse_converse(converse([
+        {"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "c2ln"}}},
+        {"reasoningContent": {"redactedContent": b"\x00secret"}},
+        {"toolUse": {"toolUseId": "tooluse_1", "name": "get_weather", "input": {}}}], "tool_use"), r, t)
+    msg = out["choices"][0]["message"]
+    assert msg["reasoning_content"] == "hmm"
+    assert msg["reasoning_details"] == [
+        {"type": "reasoning.text", "text": "hmm", "signature": "c2ln", "format": "bedrock-converse-v1", "index": 0},
+        {"type": "reasoning.encrypted", "data": base64.b64encode(b"\x00secret").decode(),
+         "format": "bedrock-converse-v1", "index": 1}]
+    call_id = msg["tool_calls"][0]["id"]
+    assert call_id.startswith("tooluse_1__skth_")
+    history = [{"role": "user", "content": "q"},
+               {"role": "assistant", "content": None, "tool_calls": msg["tool_calls"]},
+               {"role": "tool", "tool_call_id": call_id, "content": "sunny"}]
+    sent = (await build(THINKER, reasoning_effort="medium", tools=TOOLS, messages=history))["messages"][1]["content"]
+    assert sent[:2] == [{"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "c2ln"}}},
+                        {"reasoningContent": {"redactedContent": b"\x00secret"}}]
+    assert sent[2]["toolUse"]["toolUseId"] == "tooluse_1"
+
+
+def test_reasoning_hidden_without_reasoning_effort():
+    r, t = req(THINKER)
+    out = parse_converse(converse([{"reasoningContent": {"reasoningText": {"text": "hmm", "signature": "s"}}},
+                                   {"text": "hi"}]), r, t)
+    assert "reasoning_content" not in out["choices"][0]["message"]
+
+
+async def test_thinking_budget_and_sampling_rules():
+    kw = await build(THINKER, reasoning_effort="high", temperature=0.5, top_p=0.9, top_k=3)
+    assert kw["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 24576}}
+    assert kw["inferenceConfig"] == {"maxTokens": 24576 + 321}  # no sampling knobs while thinking
+    kw = await build(THINKER, reasoning_effort="low", max_tokens=4000)
+    assert kw["additionalModelRequestFields"]["thinking"]["budget_tokens"] == 1024
+    assert kw["inferenceConfig"] == {"maxTokens": 4000}
+    with pytest.raises(InvalidRequest) as exc:  # no room for the minimum budget
+        await build(THINKER, reasoning_effort="low", max_tokens=1000)
+    assert exc.value.param == "reasoning_effort"
+    kw = await build(THINKER, temperature=0.5, top_p=0.9, top_k=3)  # thinking off: temperature wins
+    assert kw["inferenceConfig"] == {"maxTokens": 321, "temperature": 0.5}
+    assert kw["additionalModelRequestFields"] == {"top_k": 3}
+
+
+async def test_nova_2_none_disables_reasoning():
+    kw = await build("bedrock/us.amazon.nova-2-pro-v1:0", reasoning_effort="none")
+    assert kw["additionalModelRequestFields"] == {"reasoningConfig": {"type": "disabled"}}
+
+
+def test_one_hour_cache_writes():
+    r, t = req(THINKER)
+    out = parse_converse(converse([{"text": "x"}], cacheReadInputTokens=2, cacheWriteInputTokens=9,
+                                  cacheDetails=[{"ttl": "1h", "inputTokens": 6}, {"ttl": "5m", "inputTokens": 3}]),
+                         r, t)
+    assert out["usage"]["prompt_tokens"] == 21
+    assert out["usage"]["prompt_tokens_details"] == {"cached_tokens": 2, "cache_write_tokens": 3,
+                                                     "cache_write_1h_tokens": 6}
+
+
+def test_stream_reasoning_deltas():
+    r, t = req(THINKER, reasoning_effort="low", tools=TOOLS)
+    s = get_adapter("bedrock").stream_translator(r, t)
+    out = []
+    for ev in ({"messageStart": {"role": "assistant"}},
+               {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"reasoningContent": {"text": "th"}}}},
+               {"contentBlockDelta": {"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": "sg"}}}},
+               {"contentBlockStop": {"contentBlockIndex": 0}},
+               {"contentBlockStart": {"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "tu1",
+                                                                                    "name": "get_weather"}}}}):
+        out.extend(s.feed(ev))
+    deltas = [c["choices"][0]["delta"] for c in out]
+    assert deltas[0]["reasoning_content"] == "th"
+    assert deltas[1]["reasoning_details"] == [{"type": "reasoning.text", "text": "", "signature": "sg",
+                                               "format": "bedrock-converse-v1", "index": 0}]
+    assert deltas[2]["tool_calls"][0]["id"].startswith("tu1__skth_")
