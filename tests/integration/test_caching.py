@@ -15,12 +15,14 @@ from skylane.providers import bedrock
 from tests.conftest import UPSTREAM_KEY, make_settings
 from tests.fakes.anthropic_upstream import CACHE_CREATION, CACHE_READ, FakeAnthropic
 from tests.fakes.bedrock_eventstream import CACHE_WRITE, FakeBedrock
+from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.server import serve
 from tests.helpers import stream_chat
 
 pytestmark = pytest.mark.integration
 
 ANT_KEY = "sk-ant-upstream-test"
+GEM_KEY = "gemini-upstream-test"
 AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 ANTHROPIC = "anthropic/claude-sonnet-4-5-20250929"
 BEDROCK_CLAUDE = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -39,11 +41,11 @@ CACHED_PROMPT = [
 
 @pytest.fixture(scope="module")
 def fakes(fake_openai) -> Iterator[dict[str, Any]]:
-    ant, bed = FakeAnthropic(ANT_KEY), FakeBedrock()
+    ant, bed, gem = FakeAnthropic(ANT_KEY), FakeBedrock(), FakeGemini(GEM_KEY)
     bed.install(bedrock.get_client(make_settings(**AWS)))
-    with serve(ant.app) as ant_url:
-        yield {"anthropic": ant, "bedrock": bed, "ant_url": ant_url, "openai": fake_openai[0],
-               "openai_url": fake_openai[1]}
+    with serve(ant.app) as ant_url, serve(gem.app) as gem_url:
+        yield {"anthropic": ant, "bedrock": bed, "gemini": gem, "ant_url": ant_url, "gem_url": gem_url,
+               "openai": fake_openai[0], "openai_url": fake_openai[1]}
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +53,7 @@ def gw(gateway_factory, fakes) -> str:
     return gateway_factory(ANTHROPIC_API_KEY=ANT_KEY, ANTHROPIC_BASE_URL=fakes["ant_url"],
                            MISTRAL_API_KEY=UPSTREAM_KEY, MISTRAL_BASE_URL=fakes["openai_url"],
                            OPENAI_API_KEY=UPSTREAM_KEY, OPENAI_BASE_URL=fakes["openai_url"],
+                           GEMINI_API_KEY=GEM_KEY, GEMINI_BASE_URL=fakes["gem_url"],
                            SKYLANE_MAX_ATTEMPTS="1", SKYLANE_BREAKER_FAILURES="100000", **AWS)
 
 
@@ -237,3 +240,14 @@ def test_passthrough_stream_keeps_top_level_fields(gw):
     assert r.status_code == 200
     chunks = [e for e in events if isinstance(e, dict)]
     assert chunks and all(c.get("system_fingerprint") == "fp_fake" for c in chunks)
+
+
+def test_gs_image_urls_go_to_gemini_as_file_data_and_are_refused_elsewhere(client, fakes):
+    image = {"type": "image_url", "image_url": {"url": "gs://bucket/cat.png"}}
+    resp = client.chat.completions.create(model="gemini/gemini-2.5-flash", messages=[
+        {"role": "user", "content": [{"type": "text", "text": "what is it"}, image]}])
+    assert resp.choices[0].message.content == "I see an image (image/png, gs://bucket/cat.png)"
+    assert fakes["gemini"].requests[-1]["body"]["contents"][0]["parts"][1] == {
+        "fileData": {"fileUri": "gs://bucket/cat.png", "mimeType": "image/png"}}
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=ANTHROPIC, messages=[{"role": "user", "content": [image]}])
