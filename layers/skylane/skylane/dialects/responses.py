@@ -10,8 +10,9 @@ its state between calls (stored responses, `accounts.responses`):
   Bridged targets refuse what they cannot run (built-in tools other than web_search, which is
   dropped, and item types without a chat equivalent) with a 400 naming it.
 - keep (after the answer): with `store` true or absent, the Response and its input are stored
-  under the caller's key id. When the table cannot be reached, an explicit `store: true` is a 400
-  (store_unavailable) and an absent `store` just stores nothing (the Response says `store: false`).
+  under the caller's key id. When the table cannot be reached: with auth enabled an explicit
+  `store: true` is a 400 (store_unavailable); otherwise (auth disabled, or `store` absent) nothing is
+  stored and the Response says `store: false`; a `previous_response_id` is then a 404.
 """
 
 from __future__ import annotations
@@ -97,16 +98,20 @@ class ResponsesDialect(Dialect):
         store = call.state.responses
         owner = store.owner(call.principal.key_id if call.principal else None)
         wants_store = wire.get("store") is not False
-        if wants_store or wire.get("previous_response_id"):
-            if not await store.available():
-                if wire.get("store") is True or wire.get("previous_response_id"):
-                    raise StoreUnavailable(
-                        f"Stored responses are unavailable: the gateway cannot reach its table "
-                        f"'{store.table}' (SKYLANE_RESPONSES_TABLE). Send store: false and the whole conversation "
-                        "as input.", param="previous_response_id" if wire.get("previous_response_id") else "store")
-                wire["store"] = False
-                wants_store = False
         prev = wire.get("previous_response_id")
+        if (wants_store or prev) and not await store.available():
+            if prev:  # nothing can have been stored: as if it did not exist
+                raise PreviousResponseNotFound(
+                    f"Previous response with id '{str(prev)[:80]}' not found (stored responses are unavailable: "
+                    f"the gateway cannot reach its table '{store.table}', SKYLANE_RESPONSES_TABLE).",
+                    param="previous_response_id")
+            if wire.get("store") is True and call.state.settings.auth_enabled:
+                raise StoreUnavailable(
+                    f"Stored responses are unavailable: the gateway cannot reach its table '{store.table}' "
+                    "(SKYLANE_RESPONSES_TABLE). Send store: false and the whole conversation as input.",
+                    param="store")
+            wire["store"] = False  # auth disabled, or store absent: answered, not stored (and said so)
+            wants_store = False
         if prev:
             record = await store.get(owner, prev) if isinstance(prev, str) else None
             if record is None:

@@ -190,6 +190,8 @@ def _tools(body: dict[str, Any], problems: list[str]) -> list[dict[str, Any]] | 
         if not isinstance(t, dict):
             raise InvalidRequest(f"Invalid value for 'tools[{i}]': expected an object.", param=f"tools[{i}]")
         kind = t.get("type")
+        if not isinstance(kind, str):
+            raise InvalidRequest(f"Missing required parameter: 'tools[{i}].type'.", param=f"tools[{i}].type")
         if kind == "function":
             fn = {k: t[k] for k in ("name", "description", "parameters", "strict") if t.get(k) is not None}
             extra = {"cache_control": t["cache_control"]} if "cache_control" in t else {}
@@ -284,6 +286,9 @@ def parse(data: dict[str, Any], default_model: str | None) -> ChatRequest:
     for name, kind in (("store", bool), ("stream", bool), ("previous_response_id", str), ("include", list)):
         if data.get(name) is not None and not isinstance(data[name], kind):
             raise InvalidRequest(f"Invalid type for '{name}'.", param=name, code="invalid_type")
+    if data.get("previous_response_id") == "":
+        raise InvalidRequest("Invalid 'previous_response_id': empty string.", param="previous_response_id",
+                             code="invalid_value")
     chat, _ = to_chat(data)
     req = parse_request(chat)
     req._wire = data

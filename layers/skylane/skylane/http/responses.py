@@ -5,7 +5,8 @@
     DELETE {prefix}/{response_id}                                      {"id", "object": "response", "deleted": true}
     GET    {prefix}/{response_id}/input_items?order=desc&limit=20&after=   its input items (a list)
 
-A key only ever sees its own stored responses: anything else is a 404, as if it did not exist.
+A key only ever sees its own stored responses: anything else is a 404, as if it did not exist (also when
+the table cannot be reached: nothing can have been stored).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ async def _owner(request: Request) -> str:
 
 async def _record(request: Request) -> tuple[str, dict[str, Any]]:
     rid = request.path_params["response_id"]
-    record = await request.app.state.skylane.responses.get(await _owner(request), rid)
+    owner = await _owner(request)
+    store = request.app.state.skylane.responses
+    record = await store.get(owner, rid) if await store.available() else None
     if record is None:
         raise ResponseNotFound(f"Response with id '{rid[:80]}' not found.", param="response_id")
     return rid, record
@@ -52,7 +55,9 @@ async def get_response(request: Request) -> Response:
 
 async def delete_response(request: Request) -> Response:
     rid = request.path_params["response_id"]
-    if not await request.app.state.skylane.responses.delete(await _owner(request), rid):
+    owner = await _owner(request)
+    store = request.app.state.skylane.responses
+    if not (await store.available() and await store.delete(owner, rid)):
         raise ResponseNotFound(f"Response with id '{rid[:80]}' not found.", param="response_id")
     return JSONBytes({"id": rid, "object": "response", "deleted": True}, headers={"x-request-id": request_id(request)})
 
