@@ -115,11 +115,11 @@ def _allowed_actions(function: dict[str, Any]) -> set[str]:
     return actions
 
 
-def _dynamodb_calls(*modules: str) -> set[str]:
+def _dynamodb_calls(*modules: str, pattern: str = r"self\.client\.(\w+)") -> set[str]:
     calls: set[str] = set()
     for name in modules:
         src = (LAYER_SRC / "skylane" / name).read_text()
-        for op in re.findall(r"self\.client\.(\w+)", src):
+        for op in re.findall(pattern, src):
             calls.add("dynamodb:" + "".join(part.capitalize() for part in op.split("_")))
     return calls
 
@@ -129,6 +129,8 @@ def test_iam_covers_exactly_what_the_functions_call(template: dict[str, Any]) ->
     completions = _allowed_actions(res["CompletionsFunction"])
     models = _allowed_actions(res["ModelsFunction"])
     runtime = _dynamodb_calls("accounts/keys.py", "accounts/limits.py")  # the gate the completions app uses
+    # stored Responses API responses (accounts/responses.py: `client.<op>` through store.call)
+    runtime |= _dynamodb_calls("accounts/responses.py", pattern=r"\bclient\.(\w+)")
     assert runtime, "no DynamoDB calls found: the scan is broken"
     assert runtime <= completions, f"CompletionsFunction lacks {runtime - completions}"
     assert {a for a in completions if a.startswith("dynamodb:")} == runtime, "a table action nothing uses"
