@@ -248,3 +248,17 @@ def test_incomplete(client: openai.OpenAI) -> None:
         r = client.responses.create(model=model, input="length", store=False, max_output_tokens=16)
         assert r.status == "incomplete"
         assert r.incomplete_details is not None and r.incomplete_details.reason == "max_output_tokens"
+
+
+def test_bridged_reasoning_is_a_reasoning_item(client: openai.OpenAI, gw: str) -> None:
+    model = "gemini/gemini-2.5-flash"  # the fake's "thoughts": a thought part before the answer
+    think = {"summary": "auto", "effort": "low"}  # the effort turns the provider's thoughts on
+    r = client.responses.create(model=model, input="thoughts", store=False, reasoning=think)
+    kinds = [o.type for o in r.output]
+    assert kinds == ["reasoning", "message"]
+    assert r.output[0].summary[0].text == "Let me think about this secretly."
+    events = sse_events(gw, {"model": model, "input": "thoughts", "store": False, "reasoning": think})
+    kinds = [e["type"] for e in events]
+    assert kinds.index("response.reasoning_summary_part.added") < kinds.index(
+        "response.reasoning_summary_text.delta") < kinds.index("response.output_text.delta")
+    assert events[-1]["response"]["output"][0]["type"] == "reasoning"
