@@ -19,6 +19,7 @@ from skylane.core.settings import Settings
 from skylane.http.account import add_account_routes
 from skylane.http.admin import add_admin_routes
 from skylane.http.common import install_common
+from skylane.http.fastpath import SkylaneAPI
 from skylane.http.models import add_model_routes
 from skylane.http.openapi import install_openapi
 from skylane.http.responses import add_responses_routes
@@ -39,8 +40,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _base(title: str, state: AppState | None, settings: Settings | None) -> tuple[FastAPI, AppState]:
     state = state or AppState.build(settings)
-    app = FastAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
-                  lifespan=_lifespan)
+    app = SkylaneAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
+                     lifespan=_lifespan)
     install_common(app, state)
     install_openapi(app)
 

@@ -56,7 +56,7 @@ def install_common(app: FastAPI, state: AppState) -> None:
                 headers["Allow"] = ", ".join(sorted(methods))
         return error_response(err, request_id(request), headers)
 
-    app.add_middleware(_CatchAll)
+    app.add_middleware(CatchAll)
 
     if state.settings.cors_origins:
         app.add_middleware(
@@ -73,7 +73,7 @@ def install_common(app: FastAPI, state: AppState) -> None:
         )
 
 
-class _CatchAll:
+class CatchAll:
     """A bug answers 500 in the OpenAI envelope and is logged as one line (request id, exception type).
 
     It stops the exception here, so neither Starlette nor uvicorn print a traceback whose message

@@ -13,6 +13,7 @@ from skylane.dialects.anthropic import MESSAGES
 from skylane.dialects.base import Dialect
 from skylane.dialects.chat import CHAT
 from skylane.dialects.embeddings import EMBEDDING_PATHS, EMBEDDINGS_DIALECT
+from skylane.http.fastpath import add_fast_path
 from skylane.pipeline.count import count_tokens
 from skylane.pipeline.flow import handle
 
@@ -37,6 +38,7 @@ def add_dialect_routes(app: FastAPI, dialect: Dialect, paths: Sequence[str], *, 
     for path in paths:
         app.add_api_route(path, endpoint, methods=["POST"], include_in_schema=path == paths[0], summary=summary,
                           openapi_extra=extra)
+        add_fast_path(app, path, dialect)
 
 
 def add_completion_routes(app: FastAPI) -> None:

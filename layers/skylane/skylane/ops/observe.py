@@ -26,7 +26,8 @@ import copy
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -196,6 +197,16 @@ def context_from_headers(headers: list[tuple[bytes, bytes]] | Mapping[str, str])
     return ctx
 
 
+@contextmanager
+def request_context(headers: list[tuple[bytes, bytes]] | Mapping[str, str]) -> Iterator[None]:
+    """The invocation's ids (from the Lambda Web Adapter's headers) in every log line written inside."""
+    token = _context.set(context_from_headers(headers))
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
 class RequestContextMiddleware:
     """Pure ASGI middleware: the invocation's ids in a context variable for the request's lifetime
     (streamed bodies and background tasks included)."""
@@ -207,11 +218,8 @@ class RequestContextMiddleware:
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
-        token = _context.set(context_from_headers(scope.get("headers") or []))
-        try:
+        with request_context(scope.get("headers") or []):
             await self.app(scope, receive, send)
-        finally:
-            _context.reset(token)
 
 
 # ---- the models function's handler ----------------------------------------------------------------

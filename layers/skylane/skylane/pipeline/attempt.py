@@ -21,7 +21,6 @@ own overhead.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 
 import anyio
 import httpx
+import orjson
 
 from skylane.core.catalog import Target
 from skylane.core.errors import SkylaneError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -37,7 +37,7 @@ from skylane.pipeline.router import budget_exhausted
 from skylane.providers.base import Adapter, CallContext, StreamTranslator
 from skylane.transport.base import UpstreamRequest
 from skylane.transport.http import get_client
-from skylane.transport.sse import decode_sse_batches
+from skylane.transport.sse import decode_sse_batches, encode_json
 
 __all__ = ["StreamHandle", "Timing", "complete", "open_stream"]
 
@@ -96,7 +96,7 @@ async def complete(
             if adapter.transport is not None:
                 return await adapter.transport.complete(request, ctx)
             client = get_client(settings)
-            resp = await client.post(request.url, content=json.dumps(request.body).encode(),
+            resp = await client.post(request.url, content=encode_json(request.body),
                                      headers=request.headers)
     except SkylaneError:
         raise
@@ -109,7 +109,7 @@ async def complete(
     if resp.status_code >= 400:
         raise adapter.map_error(resp.status_code, resp.content, resp.headers, provider)
     try:
-        data = resp.json()
+        data = orjson.loads(resp.content)
     except ValueError:
         raise UpstreamError(f"Provider '{provider}' answered with a body that is not JSON.",
                             provider=provider) from None
@@ -259,7 +259,7 @@ async def open_stream(
             else:
                 client = get_client(settings)
                 req = client.build_request(
-                    "POST", request.url, content=json.dumps(request.body).encode(), headers=request.headers
+                    "POST", request.url, content=encode_json(request.body), headers=request.headers
                 )
                 resp = await client.send(req, stream=True)
                 closers.append(resp.aclose)
