@@ -37,6 +37,7 @@ gets. Mapping:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from skylane.core.errors import InvalidRequest
@@ -44,6 +45,7 @@ from skylane.core.request import MAX_JSON_DEPTH, ChatRequest, parse_request
 
 __all__ = ["load_body", "parse_messages", "to_chat"]
 
+_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh", "xhigh": "xhigh", "minimal": "minimal"}
 
 
@@ -91,9 +93,16 @@ def _with_cache(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
+def _nonblank(text: Any, where: str) -> str:
+    """Anthropic refuses empty and whitespace-only text (messages, text blocks, system blocks)."""
+    if not isinstance(text, str) or not text.strip():
+        raise _bad(f"{where}: text content blocks must contain non-whitespace text", where)
+    return text
+
+
 def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": content}] if content else []
+        return [{"type": "text", "text": _nonblank(content, f"{where}.content")}]
     if not isinstance(content, list):
         raise _bad(f"{where}.content: Input should be a valid string or list of content blocks", where)
     for j, b in enumerate(content):
@@ -136,10 +145,7 @@ def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
 def _user_part(block: dict[str, Any], where: str) -> dict[str, Any] | None:
     kind = block["type"]
     if kind == "text":
-        text = block.get("text")
-        if not isinstance(text, str):
-            raise _bad(f"{where}.text: Field required", where)
-        return _with_cache({"type": "text", "text": text}, block)
+        return _with_cache({"type": "text", "text": _nonblank(block.get("text"), f"{where}.text")}, block)
     if kind == "image":
         return _image(block, where)
     if kind == "document":
@@ -156,7 +162,9 @@ def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], lis
         raise _bad(f"{where}.tool_use_id: Field required", where)
     texts: list[str] = []
     images: list[dict[str, Any]] = []
-    for k, part in enumerate(_blocks(block.get("content", ""), where)):
+    content = block.get("content", "")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else _blocks(content, where)
+    for k, part in enumerate(parts):  # a tool's output may be empty
         if part["type"] == "text":
             texts.append(str(part.get("text") or ""))
         elif part["type"] == "image":
@@ -197,7 +205,7 @@ def _assistant(content: Any, where: str) -> dict[str, Any] | None:
         kind = block["type"]
         bw = f"{where}.content.{j}"
         if kind == "text":
-            texts.append(_with_cache({"type": "text", "text": str(block.get("text") or "")}, block))
+            texts.append(_with_cache({"type": "text", "text": _nonblank(block.get("text"), f"{bw}.text")}, block))
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 raise _bad(f"{bw}: tool_use blocks need an id and a name", bw)
@@ -231,8 +239,9 @@ def _assistant(content: Any, where: str) -> dict[str, Any] | None:
 def _system_message(content: Any, where: str) -> dict[str, Any] | None:
     parts = []
     for block in _blocks(content, where):
-        if block["type"] == "text" and block.get("text"):
-            parts.append(_with_cache({"type": "text", "text": str(block["text"])}, block))
+        if block["type"] != "text":
+            raise _bad(f"{where}: system content must be text blocks", where)
+        parts.append(_with_cache({"type": "text", "text": _nonblank(block.get("text"), where)}, block))
     return {"role": "system", "content": parts} if parts else None
 
 
@@ -250,6 +259,13 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
             continue  # a server tool (web search, bash, text editor...): Anthropic-hosted only
         if not isinstance(t.get("name"), str) or not isinstance(t.get("input_schema"), dict):
             raise _bad(f"tools.{i}: each tool needs a name and an input_schema", f"tools.{i}")
+        if not _TOOL_NAME.match(t["name"]) or not isinstance(t.get("description", ""), str):
+            raise _bad(f"tools.{i}: the name must match ^[a-zA-Z0-9_-]{{1,128}}$ and the description be a string",
+                       f"tools.{i}")
+        schema = t["input_schema"]
+        if schema.get("type") != "object" or not isinstance(schema.get("properties", {}), dict):
+            raise _bad(f"tools.{i}.input_schema: a JSON Schema of type 'object' (its properties an object)",
+                       f"tools.{i}")
         fn: dict[str, Any] = {"name": t["name"], "parameters": t["input_schema"]}
         if isinstance(t.get("description"), str):
             fn["description"] = t["description"]
@@ -264,6 +280,8 @@ def _tool_choice(body: dict[str, Any], chat: dict[str, Any]) -> None:
     if not isinstance(tc, dict) or tc.get("type") not in ("auto", "any", "tool", "none"):
         raise _bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'", "tool_choice")
     kind = tc["type"]
+    if not isinstance(tc.get("disable_parallel_tool_use", False), bool):
+        raise _bad("tool_choice.disable_parallel_tool_use: Input should be a valid boolean", "tool_choice")
     if kind == "tool":
         if not isinstance(tc.get("name"), str):
             raise _bad("tool_choice.name: Field required", "tool_choice")
@@ -284,23 +302,69 @@ def _effort(body: dict[str, Any]) -> str | None:
         if kind == "disabled":
             return None
         if kind == "enabled":
-            budget = thinking.get("budget_tokens")
-            if not isinstance(budget, int) or isinstance(budget, bool):
-                raise _bad("thinking.budget_tokens: Field required", "thinking.budget_tokens")
+            budget = _integer(thinking.get("budget_tokens")) or 0
             return "low" if budget <= 4096 else "medium" if budget <= 16384 else "high"
         if kind == "adaptive":
             return _EFFORTS.get(effort or "high", "high")
     return _EFFORTS.get(effort) if effort else None
 
 
+_NUMBER_RANGES = {"temperature": (0.0, 1.0), "top_p": (0.0, 1.0)}
+
+
+def _integer(value: Any) -> int | None:
+    """JSON has one number type: 1024.0 is the integer 1024 (as JSON Schema says); anything else None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _check_fields(body: dict[str, Any]) -> None:
+    """The top-level fields' types and ranges, as the Messages API checks them."""
+    for name in ("system", "stream", "tools", "tool_choice", "thinking", "stop_sequences", "temperature", "top_p",
+                 "top_k", "metadata"):
+        if name in body and body[name] is None:
+            raise _bad(f"{name}: Input should not be null (leave it out instead)", name)
+    for name, (low, high) in _NUMBER_RANGES.items():
+        v = body.get(name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not low <= v <= high):
+            raise _bad(f"{name}: Input should be a number between {low:g} and {high:g}", name)
+    for name in ("output_config", "context_management"):
+        if name in body and not isinstance(body[name], dict):
+            raise _bad(f"{name}: Input should be an object", name)
+    top_k = body.get("top_k")
+    if top_k is not None and ((k := _integer(top_k)) is None or k < 0):
+        raise _bad("top_k: Input should be a non-negative integer", "top_k")
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):
+        raise _bad("stream: Input should be a valid boolean", "stream")
+    stops = body.get("stop_sequences")
+    if stops is not None and (not isinstance(stops, list) or not all(isinstance(x, str) for x in stops)):
+        raise _bad("stop_sequences: Input should be a list of strings", "stop_sequences")
+    meta = body.get("metadata")
+    if meta is not None:
+        uid = meta.get("user_id") if isinstance(meta, dict) else None
+        if not isinstance(meta, dict) or (uid is not None and (not isinstance(uid, str) or len(uid) > 256)):
+            raise _bad("metadata.user_id: Input should be a string of at most 256 characters", "metadata")
+    thinking = body.get("thinking")
+    if thinking is not None:
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in ("enabled", "disabled", "adaptive"):
+            raise _bad("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'", "thinking")
+        budget = _integer(thinking.get("budget_tokens"))
+        if kind == "enabled" and (budget is None or budget < 1024):
+            raise _bad("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+                       "thinking.budget_tokens")
+
+
 def to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[str, Any]:
     """The chat-completions body for a Messages body (validated as the Messages API does)."""
+    _check_fields(body)
     chat: dict[str, Any] = {"model": body.get("model")}
-    max_tokens = body.get("max_tokens")
+    max_tokens = _integer(body.get("max_tokens"))
     if not count_only:
-        if max_tokens is None:
+        if body.get("max_tokens") is None:
             raise InvalidRequest("max_tokens: Field required", param="max_tokens", code="missing_required")
-        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        if max_tokens is None or max_tokens < 1:
             raise _bad("max_tokens: Input should be an integer greater than or equal to 1", "max_tokens")
         chat["max_completion_tokens"] = max_tokens
     raw_messages = body.get("messages")
@@ -318,6 +382,8 @@ def to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[str, Any]
         if not isinstance(m, dict):
             raise _bad(f"{where}: Input should be an object", where)
         role = m.get("role")
+        if m.get("content") == []:
+            raise _bad(f"{where}: all messages must have non-empty content", where)
         if role == "user":
             messages.extend(_user(m.get("content"), where))
         elif role == "assistant":
