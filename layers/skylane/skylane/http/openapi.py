@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from skylane.core.embedding import EmbeddingRequest
 from skylane.core.request import ChatRequest
 from skylane.core.settings import Settings
+from skylane.http.openapi_messages import MESSAGES_SCHEMAS, document_messages, is_messages_path
 
 __all__ = ["install_openapi"]
 
@@ -238,31 +239,6 @@ def _request_rules(schema: dict[str, Any], default_model: str | None) -> None:
     props["messages"]["minItems"] = 1
 
 
-# The Anthropic Messages request, in outline (the full schema is Anthropic's; the gateway validates as it does)
-_MESSAGES_REQUEST: dict[str, Any] = {
-    "type": "object", "title": "MessagesRequest", "additionalProperties": True,
-    "required": ["model", "messages"],
-    "properties": {
-        "model": {"type": "string", "minLength": 1},
-        "max_tokens": {"type": "integer", "minimum": 1, "description": "Required by POST /v1/messages."},
-        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"],
-                     "properties": {"role": {"enum": ["user", "assistant", "system"]},
-                                    "content": {"anyOf": [{"type": "string"}, {"type": "array",
-                                                "items": {"type": "object"}}]}}}},
-        "system": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
-        "stream": {"type": "boolean"},
-        "tools": {"type": "array", "items": {"type": "object"}},
-        "tool_choice": {"type": "object"},
-        "thinking": {"type": "object"},
-        "stop_sequences": {"type": "array", "items": {"type": "string"}},
-        "temperature": {"type": "number", "minimum": 0, "maximum": 1},
-        "top_p": {"type": "number", "minimum": 0, "maximum": 1},
-        "top_k": {"type": "integer", "minimum": 0},
-        "metadata": {"type": "object"},
-    },
-}
-
-
 # The OpenAI Responses request, in outline (the full schema is OpenAI's CreateResponse)
 _RESPONSES_REQUEST: dict[str, Any] = {
     "type": "object", "title": "CreateResponse", "additionalProperties": True,
@@ -295,7 +271,7 @@ def install_openapi(app: FastAPI) -> None:
             for name, sub in js.pop("$defs", {}).items():
                 schemas.setdefault(name, sub)
             schemas[model.__name__] = js
-        schemas["MessagesRequest"] = _MESSAGES_REQUEST
+        schemas.update(MESSAGES_SCHEMAS)
         schemas["CreateResponse"] = _RESPONSES_REQUEST
         settings = _settings(app)
         _request_rules(schemas["ChatRequest"], settings.default_model if settings else None)
@@ -306,7 +282,9 @@ def install_openapi(app: FastAPI) -> None:
         for path, item in doc.get("paths", {}).items():
             for op in item.values():
                 responses = op.setdefault("responses", {})
-                if path.endswith("/chat/completions"):
+                if is_messages_path(path):
+                    document_messages(path, op, _KEY_REQUIRED if auth else None, example_model)
+                elif path.endswith("/chat/completions"):
                     op["requestBody"]["content"]["application/json"]["example"] = {
                         "model": example_model, "messages": [{"role": "user", "content": "Hello"}]}
                     responses["200"] = {
