@@ -26,13 +26,15 @@ import copy
 import json
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 __all__ = [
     "METRICS",
@@ -91,8 +93,13 @@ class _Formatter(LambdaPowertoolsFormatter):
 
 _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
+def _json_line(obj: Any) -> str:
+    """The log line's JSON (orjson; anything it cannot encode as its str(), as Powertools does)."""
+    return orjson.dumps(obj, default=str).decode()
+
+
 logger = Logger(service=SERVICE, level=os.environ.get("SKYLANE_LOG_LEVEL", "INFO").upper(),
-                logger_formatter=_Formatter(utc=True))
+                logger_formatter=_Formatter(utc=True, json_serializer=_json_line))
 _log = logging.getLogger(SERVICE)  # the stdlib logger behind `logger` (typed: level checks, log())
 
 
@@ -121,37 +128,44 @@ def _dimension(value: Any, default: str) -> str:
     return text[:250]
 
 
+_DIMENSIONS = [["service", "provider", "model"], ["service", "provider"]]
+
+
 def emit_metrics(fields: Mapping[str, Any]) -> None:
     """One EMF record for one request: dimension sets [service, provider, model] and [service, provider].
 
     The model dimension is only the requested model once a provider answered for it (so arbitrary
-    model names sent by clients cannot create metrics); otherwise "none".
+    model names sent by clients cannot create metrics); otherwise "none". The record is CloudWatch's
+    embedded metric format (what Powertools' EMF provider writes), built directly: one JSON line on
+    stdout per request, no per-request metrics object.
     """
     provider = _dimension(fields.get("provider"), "none")
     model = _dimension(fields.get("model"), "none") if fields.get("provider") else "none"
-    emf = AmazonCloudWatchEMFProvider(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
-                                      service=SERVICE)
-    emf.add_dimension("service", SERVICE)
-    emf.add_dimension("provider", provider)
-    emf.add_dimension("model", model)
-    emf.add_dimensions(service=SERVICE, provider=provider)
     status = int(fields.get("status") or 200)
-    emf.add_metric("Requests", "Count", 1)
-    emf.add_metric("Errors", "Count", 1 if status >= 400 else 0)
+    values: dict[str, list[float]] = {"Requests": [1.0], "Errors": [1.0 if status >= 400 else 0.0]}
+    defs = [{"Name": "Requests", "Unit": "Count"}, {"Name": "Errors", "Unit": "Count"}]
     for name, (unit, key) in METRICS.items():
         if name in ("Requests", "Errors"):
             continue
         value = fields.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
-            emf.add_metric(name, unit, float(value))
+            values[name] = [float(value)]
+            defs.append({"Name": name, "Unit": unit})
+    record: dict[str, Any] = {
+        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
+            "Namespace": os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
+            "Dimensions": _DIMENSIONS, "Metrics": defs}]},
+        "service": SERVICE, "provider": provider, "model": model,
+    }
     for key in ("request_id", "stream"):
         if fields.get(key) is not None:
-            emf.add_metadata(key, fields[key])
+            record[key] = fields[key]
     ctx = _context.get() or {}
     for key in ("aws_request_id", "xray_trace_id"):
         if key in ctx:
-            emf.add_metadata(key, ctx[key])
-    emf.flush_metrics()
+            record[key] = ctx[key]
+    record.update(values)
+    sys.stdout.write(orjson.dumps(record).decode() + "\n")
 
 
 # ---- the Lambda Web Adapter's request context --------------------------------------------------------
