@@ -137,3 +137,10 @@ def test_native_relay_is_byte_exact_and_reads_usage() -> None:
     assert relay.usage["prompt_tokens"] == 9 and relay.usage["completion_tokens"] == 9
     with pytest.raises(RateLimited):
         relay.feed(SSEEvent("error", '{"type":"error","error":{"type":"rate_limit_error","message":"x"}}'))
+
+
+def test_integral_floats_are_integers() -> None:
+    body = {"model": "m", "max_tokens": 64.0, "thinking": {"type": "enabled", "budget_tokens": 2048.0},
+            "messages": [{"role": "user", "content": "hi"}]}
+    req = parse_messages(json.dumps(body).encode(), None)
+    assert req.raw["max_completion_tokens"] == 64 and req.raw["reasoning_effort"] == "low"

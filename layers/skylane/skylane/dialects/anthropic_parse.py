@@ -41,49 +41,13 @@ import re
 from typing import Any
 
 from skylane.core.errors import InvalidRequest
-from skylane.core.request import MAX_JSON_DEPTH, ChatRequest, parse_request
+from skylane.core.request import ChatRequest, parse_request
+from skylane.dialects.anthropic_checks import bad, check_fields, integer, load_body, nonblank
 
-__all__ = ["load_body", "parse_messages", "to_chat"]
+__all__ = ["parse_messages", "to_chat"]
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "max": "xhigh", "xhigh": "xhigh", "minimal": "minimal"}
-
-
-def _bad(message: str, param: str | None = None) -> InvalidRequest:
-    return InvalidRequest(message, param=param, code="invalid_value")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _depth(value: Any) -> int:
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, d = stack.pop()
-        deepest = max(deepest, d)
-        if d > MAX_JSON_DEPTH:
-            break
-        if isinstance(item, dict):
-            stack.extend((v, d + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, d + 1) for v in item)
-    return deepest
-
-
-def load_body(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise InvalidRequest("There was an issue with the JSON body of your request: it is not valid JSON.",
-                             code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    if _depth(data) > MAX_JSON_DEPTH:
-        raise InvalidRequest(f"The request body is nested too deeply (more than {MAX_JSON_DEPTH} levels).",
-                             code="invalid_json")
-    return data
 
 
 def _with_cache(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
@@ -93,44 +57,37 @@ def _with_cache(part: dict[str, Any], block: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
-def _nonblank(text: Any, where: str) -> str:
-    """Anthropic refuses empty and whitespace-only text (messages, text blocks, system blocks)."""
-    if not isinstance(text, str) or not text.strip():
-        raise _bad(f"{where}: text content blocks must contain non-whitespace text", where)
-    return text
-
-
 def _blocks(content: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
-        return [{"type": "text", "text": _nonblank(content, f"{where}.content")}]
+        return [{"type": "text", "text": nonblank(content, f"{where}.content")}]
     if not isinstance(content, list):
-        raise _bad(f"{where}.content: Input should be a valid string or list of content blocks", where)
+        raise bad(f"{where}.content: Input should be a valid string or list of content blocks", where)
     for j, b in enumerate(content):
         if not isinstance(b, dict) or not isinstance(b.get("type"), str):
-            raise _bad(f"{where}.content.{j}: each content block must be an object with a type", where)
+            raise bad(f"{where}.content.{j}: each content block must be an object with a type", where)
     return content
 
 
 def _image(block: dict[str, Any], where: str) -> dict[str, Any]:
     src = block.get("source")
     if not isinstance(src, dict):
-        raise _bad(f"{where}.source: Field required", where)
+        raise bad(f"{where}.source: Field required", where)
     if src.get("type") == "base64":
         mime, data = src.get("media_type"), src.get("data")
         if not isinstance(mime, str) or not isinstance(data, str) or not data:
-            raise _bad(f"{where}.source: base64 images need media_type and data", where)
+            raise bad(f"{where}.source: base64 images need media_type and data", where)
         url = f"data:{mime};base64,{data}"
     elif src.get("type") == "url" and isinstance(src.get("url"), str):
         url = src["url"]
     else:
-        raise _bad(f"{where}.source.type: images take a base64 or url source here", where)
+        raise bad(f"{where}.source.type: images take a base64 or url source here", where)
     return _with_cache({"type": "image_url", "image_url": {"url": url}}, block)
 
 
 def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
     src = block.get("source")
     if not isinstance(src, dict):
-        raise _bad(f"{where}.source: Field required", where)
+        raise bad(f"{where}.source: Field required", where)
     kind = src.get("type")
     if kind == "base64" and src.get("media_type") == "application/pdf" and isinstance(src.get("data"), str):
         name = block.get("title") if isinstance(block.get("title"), str) else "document.pdf"
@@ -139,27 +96,27 @@ def _document(block: dict[str, Any], where: str) -> dict[str, Any]:
         return _with_cache(part, block)
     if kind == "text" and isinstance(src.get("data"), str):
         return _with_cache({"type": "text", "text": src["data"]}, block)
-    raise _bad(f"{where}.source: for this model, documents must be base64 PDFs or text sources", where)
+    raise bad(f"{where}.source: for this model, documents must be base64 PDFs or text sources", where)
 
 
 def _user_part(block: dict[str, Any], where: str) -> dict[str, Any] | None:
     kind = block["type"]
     if kind == "text":
-        return _with_cache({"type": "text", "text": _nonblank(block.get("text"), f"{where}.text")}, block)
+        return _with_cache({"type": "text", "text": nonblank(block.get("text"), f"{where}.text")}, block)
     if kind == "image":
         return _image(block, where)
     if kind == "document":
         return _document(block, where)
     if kind in ("thinking", "redacted_thinking"):
         return None
-    raise _bad(f"{where}.type: content block type '{kind}' is not supported for this model", where)
+    raise bad(f"{where}.type: content block type '{kind}' is not supported for this model", where)
 
 
 def _tool_result(block: dict[str, Any], where: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the tool message, image parts that must follow as a user message)."""
     tid = block.get("tool_use_id")
     if not isinstance(tid, str) or not tid:
-        raise _bad(f"{where}.tool_use_id: Field required", where)
+        raise bad(f"{where}.tool_use_id: Field required", where)
     texts: list[str] = []
     images: list[dict[str, Any]] = []
     content = block.get("content", "")
@@ -205,10 +162,10 @@ def _assistant(content: Any, where: str) -> dict[str, Any] | None:
         kind = block["type"]
         bw = f"{where}.content.{j}"
         if kind == "text":
-            texts.append(_with_cache({"type": "text", "text": _nonblank(block.get("text"), f"{bw}.text")}, block))
+            texts.append(_with_cache({"type": "text", "text": nonblank(block.get("text"), f"{bw}.text")}, block))
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
-                raise _bad(f"{bw}: tool_use blocks need an id and a name", bw)
+                raise bad(f"{bw}: tool_use blocks need an id and a name", bw)
             args = block.get("input", {})
             calls.append({"id": block["id"], "type": "function",
                           "function": {"name": block["name"], "arguments": json.dumps(args, ensure_ascii=False)}})
@@ -240,8 +197,8 @@ def _system_message(content: Any, where: str) -> dict[str, Any] | None:
     parts = []
     for block in _blocks(content, where):
         if block["type"] != "text":
-            raise _bad(f"{where}: system content must be text blocks", where)
-        parts.append(_with_cache({"type": "text", "text": _nonblank(block.get("text"), where)}, block))
+            raise bad(f"{where}: system content must be text blocks", where)
+        parts.append(_with_cache({"type": "text", "text": nonblank(block.get("text"), where)}, block))
     return {"role": "system", "content": parts} if parts else None
 
 
@@ -250,21 +207,21 @@ def _tools(body: dict[str, Any]) -> list[dict[str, Any]] | None:
     if tools is None:
         return None
     if not isinstance(tools, list):
-        raise _bad("tools: Input should be a valid list", "tools")
+        raise bad("tools: Input should be a valid list", "tools")
     out = []
     for i, t in enumerate(tools):
         if not isinstance(t, dict):
-            raise _bad(f"tools.{i}: Input should be an object", "tools")
+            raise bad(f"tools.{i}: Input should be an object", "tools")
         if t.get("type") not in (None, "custom"):
             continue  # a server tool (web search, bash, text editor...): Anthropic-hosted only
         if not isinstance(t.get("name"), str) or not isinstance(t.get("input_schema"), dict):
-            raise _bad(f"tools.{i}: each tool needs a name and an input_schema", f"tools.{i}")
+            raise bad(f"tools.{i}: each tool needs a name and an input_schema", f"tools.{i}")
         if not _TOOL_NAME.match(t["name"]) or not isinstance(t.get("description", ""), str):
-            raise _bad(f"tools.{i}: the name must match ^[a-zA-Z0-9_-]{{1,128}}$ and the description be a string",
+            raise bad(f"tools.{i}: the name must match ^[a-zA-Z0-9_-]{{1,128}}$ and the description be a string",
                        f"tools.{i}")
         schema = t["input_schema"]
         if schema.get("type") != "object" or not isinstance(schema.get("properties", {}), dict):
-            raise _bad(f"tools.{i}.input_schema: a JSON Schema of type 'object' (its properties an object)",
+            raise bad(f"tools.{i}.input_schema: a JSON Schema of type 'object' (its properties an object)",
                        f"tools.{i}")
         fn: dict[str, Any] = {"name": t["name"], "parameters": t["input_schema"]}
         if isinstance(t.get("description"), str):
@@ -278,13 +235,13 @@ def _tool_choice(body: dict[str, Any], chat: dict[str, Any]) -> None:
     if tc is None:
         return
     if not isinstance(tc, dict) or tc.get("type") not in ("auto", "any", "tool", "none"):
-        raise _bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'", "tool_choice")
+        raise bad("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'", "tool_choice")
     kind = tc["type"]
     if not isinstance(tc.get("disable_parallel_tool_use", False), bool):
-        raise _bad("tool_choice.disable_parallel_tool_use: Input should be a valid boolean", "tool_choice")
+        raise bad("tool_choice.disable_parallel_tool_use: Input should be a valid boolean", "tool_choice")
     if kind == "tool":
         if not isinstance(tc.get("name"), str):
-            raise _bad("tool_choice.name: Field required", "tool_choice")
+            raise bad("tool_choice.name: Field required", "tool_choice")
         chat["tool_choice"] = {"type": "function", "function": {"name": tc["name"]}}
     else:
         chat["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}[kind]
@@ -302,70 +259,23 @@ def _effort(body: dict[str, Any]) -> str | None:
         if kind == "disabled":
             return None
         if kind == "enabled":
-            budget = _integer(thinking.get("budget_tokens")) or 0
+            budget = integer(thinking.get("budget_tokens")) or 0
             return "low" if budget <= 4096 else "medium" if budget <= 16384 else "high"
         if kind == "adaptive":
             return _EFFORTS.get(effort or "high", "high")
     return _EFFORTS.get(effort) if effort else None
 
 
-_NUMBER_RANGES = {"temperature": (0.0, 1.0), "top_p": (0.0, 1.0)}
-
-
-def _integer(value: Any) -> int | None:
-    """JSON has one number type: 1024.0 is the integer 1024 (as JSON Schema says); anything else None."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _check_fields(body: dict[str, Any]) -> None:
-    """The top-level fields' types and ranges, as the Messages API checks them."""
-    for name in ("system", "stream", "tools", "tool_choice", "thinking", "stop_sequences", "temperature", "top_p",
-                 "top_k", "metadata"):
-        if name in body and body[name] is None:
-            raise _bad(f"{name}: Input should not be null (leave it out instead)", name)
-    for name, (low, high) in _NUMBER_RANGES.items():
-        v = body.get(name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not low <= v <= high):
-            raise _bad(f"{name}: Input should be a number between {low:g} and {high:g}", name)
-    for name in ("output_config", "context_management"):
-        if name in body and not isinstance(body[name], dict):
-            raise _bad(f"{name}: Input should be an object", name)
-    top_k = body.get("top_k")
-    if top_k is not None and ((k := _integer(top_k)) is None or k < 0):
-        raise _bad("top_k: Input should be a non-negative integer", "top_k")
-    if body.get("stream") is not None and not isinstance(body["stream"], bool):
-        raise _bad("stream: Input should be a valid boolean", "stream")
-    stops = body.get("stop_sequences")
-    if stops is not None and (not isinstance(stops, list) or not all(isinstance(x, str) for x in stops)):
-        raise _bad("stop_sequences: Input should be a list of strings", "stop_sequences")
-    meta = body.get("metadata")
-    if meta is not None:
-        uid = meta.get("user_id") if isinstance(meta, dict) else None
-        if not isinstance(meta, dict) or (uid is not None and (not isinstance(uid, str) or len(uid) > 256)):
-            raise _bad("metadata.user_id: Input should be a string of at most 256 characters", "metadata")
-    thinking = body.get("thinking")
-    if thinking is not None:
-        kind = thinking.get("type") if isinstance(thinking, dict) else None
-        if kind not in ("enabled", "disabled", "adaptive"):
-            raise _bad("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'", "thinking")
-        budget = _integer(thinking.get("budget_tokens"))
-        if kind == "enabled" and (budget is None or budget < 1024):
-            raise _bad("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
-                       "thinking.budget_tokens")
-
-
 def to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[str, Any]:
     """The chat-completions body for a Messages body (validated as the Messages API does)."""
-    _check_fields(body)
+    check_fields(body)
     chat: dict[str, Any] = {"model": body.get("model")}
-    max_tokens = _integer(body.get("max_tokens"))
+    max_tokens = integer(body.get("max_tokens"))
     if not count_only:
         if body.get("max_tokens") is None:
             raise InvalidRequest("max_tokens: Field required", param="max_tokens", code="missing_required")
         if max_tokens is None or max_tokens < 1:
-            raise _bad("max_tokens: Input should be an integer greater than or equal to 1", "max_tokens")
+            raise bad("max_tokens: Input should be an integer greater than or equal to 1", "max_tokens")
         chat["max_completion_tokens"] = max_tokens
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
@@ -380,10 +290,10 @@ def to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[str, Any]
     for i, m in enumerate(raw_messages):
         where = f"messages.{i}"
         if not isinstance(m, dict):
-            raise _bad(f"{where}: Input should be an object", where)
+            raise bad(f"{where}: Input should be an object", where)
         role = m.get("role")
         if m.get("content") == []:
-            raise _bad(f"{where}: all messages must have non-empty content", where)
+            raise bad(f"{where}: all messages must have non-empty content", where)
         if role == "user":
             messages.extend(_user(m.get("content"), where))
         elif role == "assistant":
@@ -395,7 +305,7 @@ def to_chat(body: dict[str, Any], *, count_only: bool = False) -> dict[str, Any]
             if sys_msg:
                 messages.append(sys_msg)
         else:
-            raise _bad(f"{where}.role: Input should be 'user' or 'assistant'", f"{where}.role")
+            raise bad(f"{where}.role: Input should be 'user' or 'assistant'", f"{where}.role")
     chat["messages"] = messages
     tools = _tools(body)
     if tools:
@@ -427,7 +337,7 @@ def parse_messages(body: bytes, default_model: str | None, *, count_only: bool =
     data = load_body(body)
     model = data.get("model")
     if model is not None and not isinstance(model, str):
-        raise _bad("model: Input should be a valid string", "model")
+        raise bad("model: Input should be a valid string", "model")
     if not model:
         if not default_model:
             raise InvalidRequest("model: Field required", param="model", code="missing_model")
