@@ -17,6 +17,7 @@ from skylane.core.embedding import EmbeddingRequest
 from skylane.core.request import ChatRequest
 from skylane.core.settings import Settings
 from skylane.http.openapi_messages import MESSAGES_SCHEMAS, document_messages, is_messages_path
+from skylane.http.openapi_responses import RESPONSES_SCHEMAS, document_responses, is_responses_path
 
 __all__ = ["install_openapi"]
 
@@ -239,26 +240,6 @@ def _request_rules(schema: dict[str, Any], default_model: str | None) -> None:
     props["messages"]["minItems"] = 1
 
 
-# The OpenAI Responses request, in outline (the full schema is OpenAI's CreateResponse)
-_RESPONSES_REQUEST: dict[str, Any] = {
-    "type": "object", "title": "CreateResponse", "additionalProperties": True,
-    "properties": {
-        "model": {"type": "string", "minLength": 1},
-        "input": {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "object"}}]},
-        "instructions": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-        "stream": {"type": "boolean"},
-        "store": {"type": "boolean"},
-        "previous_response_id": {"anyOf": [{"type": "string"}, {"type": "null"}]},
-        "tools": {"type": "array", "items": {"type": "object"}},
-        "tool_choice": {"anyOf": [{"type": "string"}, {"type": "object"}]},
-        "text": {"type": "object"},
-        "reasoning": {"type": "object"},
-        "max_output_tokens": {"type": "integer", "minimum": 1},
-        "metadata": {"type": "object"},
-    },
-}
-
-
 def install_openapi(app: FastAPI) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -272,7 +253,7 @@ def install_openapi(app: FastAPI) -> None:
                 schemas.setdefault(name, sub)
             schemas[model.__name__] = js
         schemas.update(MESSAGES_SCHEMAS)
-        schemas["CreateResponse"] = _RESPONSES_REQUEST
+        schemas.update(RESPONSES_SCHEMAS)
         settings = _settings(app)
         _request_rules(schemas["ChatRequest"], settings.default_model if settings else None)
         auth = bool(settings and settings.auth_enabled)
@@ -280,10 +261,12 @@ def install_openapi(app: FastAPI) -> None:
             doc["components"]["securitySchemes"] = _SECURITY_SCHEMES
         example_model = _example_model(app)
         for path, item in doc.get("paths", {}).items():
-            for op in item.values():
+            for method, op in item.items():
                 responses = op.setdefault("responses", {})
                 if is_messages_path(path):
                     document_messages(path, op, _KEY_REQUIRED if auth else None, example_model)
+                elif is_responses_path(path):
+                    document_responses(path, method, op, _KEY_REQUIRED if auth else None, example_model, _ERRORS)
                 elif path.endswith("/chat/completions"):
                     op["requestBody"]["content"]["application/json"]["example"] = {
                         "model": example_model, "messages": [{"role": "user", "content": "Hello"}]}
