@@ -36,9 +36,7 @@ import statistics
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,85 +46,30 @@ sys.path.insert(0, str(BENCH))
 
 import httpx  # noqa: E402
 import micro  # noqa: E402
+import parts  # noqa: E402
 import publish  # noqa: E402
 import report  # noqa: E402
 import sse_writes  # noqa: E402
-from cpuquota import LAMBDA_256MB_QUOTA_US, PERIOD_US, CpuQuota, QuotaUnavailable  # noqa: E402
+from cases import (  # noqa: E402
+    ANTHROPIC_MODEL,
+    CASES,
+    CHUNKS,
+    HOST,
+    OPENAI_MODEL,
+    PEERS,
+    PY,
+    RESULTS,
+    RUN_DIR,
+    Case,
+    Endpoint,
+    Target,
+    anthropic_native_body,
+    chat_body,
+)
 from fake_upstream import ANSWER  # noqa: E402
 from loadgen import Request, run_load, summarize  # noqa: E402
 from procs import Proc, free_port, wait_http, wrk, wrk_version  # noqa: E402
 from profiles import summarize_raw  # noqa: E402
-
-RESULTS = BENCH / "results"
-RUN_DIR = RESULTS / "run.tmp"
-PEERS = BENCH / ".peers"
-PY = str(ROOT / ".venv" / "bin" / "python")
-HOST = "127.0.0.1"
-CHUNKS = 200
-OPENAI_MODEL = "gpt-4o-mini"
-ANTHROPIC_MODEL = "claude-3-5-haiku-20241022"
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    label: str
-    stream: bool
-    protocol: str  # the upstream's wire format
-
-
-CASES = [
-    Case("openai", "OpenAI passthrough, non-streaming", False, "openai"),
-    Case("openai_stream", f"OpenAI passthrough, streaming {CHUNKS} chunks", True, "openai"),
-    Case("anthropic", "Anthropic translation, non-streaming", False, "anthropic"),
-    Case("anthropic_stream", f"Anthropic translation, streaming {CHUNKS} chunks", True, "anthropic"),
-]
-
-
-@dataclass
-class Endpoint:
-    path: str
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-    native: bool = False  # the answer is in the upstream's own format (the upstream row)
-
-    def body_bytes(self) -> bytes:
-        return json.dumps(self.body).encode()
-
-
-def chat_body(model: str, stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                     {"role": "user", "content": "Say hello"}],
-        "max_tokens": 256,
-        "temperature": 0.2,
-    }
-    if stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    return body
-
-
-def anthropic_native_body(stream: bool) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": ANTHROPIC_MODEL, "max_tokens": 256, "temperature": 0.2,
-                            "system": "You are a helpful assistant.",
-                            "messages": [{"role": "user", "content": "Say hello"}]}
-    if stream:
-        body["stream"] = True
-    return body
-
-
-@dataclass
-class Target:
-    name: str
-    label: str
-    version: str = ""
-    port: int = 0
-    proc: Proc | None = None
-    skip: str | None = None  # why the whole target is skipped
-    case_skip: dict[str, str] = field(default_factory=dict)
-    endpoint: Callable[[Case], Endpoint] | None = None
 
 
 class Bench:
@@ -463,52 +406,6 @@ class Bench:
                      f"last event {r['last_delay_p50_ms']:.2f} ms")
         self.results.setdefault("sse_writes", {}).setdefault(case.name, {})[t.name] = r
 
-    def quota_case(self) -> None:
-        """Skylane at a 256 MB Lambda function's CPU share (a cgroup CPU quota): overhead at c=1."""
-        share = f"{LAMBDA_256MB_QUOTA_US} {PERIOD_US}"
-        self.log(f"Lambda-like CPU share: a cgroup CPU quota of {share} (256 MB of 1,769 MB per vCPU)")
-        out: dict[str, Any] = {"quota": share}
-        self.results["quota"] = out
-        try:
-            quota = CpuQuota.create(f"skylane-bench-{os.getpid()}")
-        except QuotaUnavailable as exc:
-            out["skip"] = f"the CPU quota cannot be applied on this machine: {exc}"[:400]
-            self.log("  " + out["skip"])
-            return
-        out["cgroup"] = f"v{quota.version} {quota.path}"
-        p = None
-        try:
-            p = self.start_skylane("skylane-quota", self.skylane_env(self.fake_port))
-            for pid in p.group_pids():
-                quota.add(pid)
-            port = p.port  # type: ignore[attr-defined]
-            skipped = self.results["targets"].get("skylane", {}).get("case_skip", {})
-            for case in CASES:
-                if case.name in skipped:
-                    continue
-                model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
-                ep = Endpoint("/v1/chat/completions", chat_body(model, case.stream))
-                body_file = RUN_DIR / f"body-quota-{case.name}.json"
-                body_file.write_bytes(ep.body_bytes())
-                url = f"http://{HOST}:{port}{ep.path}"
-                wrk(url, body_file, ep.headers, 1, self.warmup)
-                throttled0, cpu0 = quota.throttled_ms(), p.cpu_seconds()
-                r = wrk(url, body_file, ep.headers, 1, self.duration)
-                r["cpu_ms_per_req"] = (p.cpu_seconds() - cpu0) / r["requests"] * 1000 if r["requests"] else 0
-                r["throttled_ms"] = quota.throttled_ms() - throttled0
-                out[case.name] = r
-                self.log(f"  {case.name}: c1 p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-                         f"throttled {r['throttled_ms']:.0f} ms")
-            out["quota_read_back"] = quota.quota()
-        except Exception as exc:
-            out["skip"] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
-            self.log("  " + out["skip"])
-        finally:
-            self.stop(p)
-            quota.remove()
-
-    # ---- Skylane-only parts -------------------------------------------------------------------
-
     def pyspy(self, pid: int, url: str, body_file: Path, headers: dict[str, str], name: str,
               gil: bool = False) -> dict[str, Any] | None:
         """Profile a process with py-spy while wrk loads it at c=16; a summary of the samples. `gil`:
@@ -550,155 +447,6 @@ class Bench:
             if prof is None:
                 return
             profiles[case.name] = prof
-
-    def memory(self) -> None:
-        self.log("memory: RSS over many requests (fresh Skylane)")
-        p = self.start_skylane("skylane-memory", self.skylane_env(self.fake_port))
-        port = p.port  # type: ignore[attr-defined]
-        try:
-            skipped = self.results["targets"].get("skylane", {}).get("case_skip", {})
-            ok = {c.name: c for c in CASES if c.name not in skipped}
-            # one request in eight streams (200 chunks each): streams are ~8x slower, this keeps the run ~1 min
-            plan = ["openai", "anthropic", "openai", "anthropic", "openai", "anthropic", "openai", "openai_stream",
-                    "openai", "anthropic", "openai", "anthropic", "openai", "anthropic", "openai", "anthropic_stream"]
-            cases = [ok.get(n) or ok["openai"] for n in plan]
-            reqs = []
-            for c in cases:
-                model = OPENAI_MODEL if c.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
-                reqs.append(Request("/v1/chat/completions", json.dumps(chat_body(model, c.stream)).encode()))
-            rss = [("started", p.rss_kb())]
-            warm = 1000 if self.memory_requests >= 10000 else 200
-            res = asyncio.run(run_load(HOST, port, reqs, concurrency=16, count=warm))
-            rss.append((f"after {warm} warm-up", p.rss_kb()))
-            done = 0
-            errors = sum(n for s, n in res.statuses.items() if s != 200)
-            batch = max(1, self.memory_requests // 4)
-            t0 = time.perf_counter()
-            while done < self.memory_requests:
-                n = min(batch, self.memory_requests - done)
-                res = asyncio.run(run_load(HOST, port, reqs, concurrency=16, count=n))
-                errors += sum(k for s, k in res.statuses.items() if s != 200)
-                done += n
-                rss.append((f"+{done}", p.rss_kb()))
-            mix = {n: sum(1 for c in cases if c.name == n) for n in dict.fromkeys(c.name for c in cases)}
-            self.results["memory"] = {"rss_kb": rss, "requests": done, "errors": errors,
-                                      "mix": [f"{n} {k}/{len(cases)}" for n, k in mix.items()],
-                                      "seconds": time.perf_counter() - t0}
-            base = rss[1][1]
-            drift = max(abs(v - base) for _, v in rss[1:]) / base * 100 if base else 0
-            self.results["memory"]["max_drift_pct"] = drift
-            self.log(f"  RSS {rss[1][1] / 1024:.1f} MB → {rss[-1][1] / 1024:.1f} MB ({drift:.1f}% max drift)")
-        finally:
-            self.stop(p)
-
-    def auth_case(self) -> None:
-        """Auth + limits on, against DynamoDB Local behind the counting proxy."""
-        self.log("auth + limits against DynamoDB Local")
-        out: dict[str, Any] = {}
-        self.results["auth"] = out
-        sys.path.insert(0, str(ROOT))
-        try:
-            from skylane.accounts.store import create_tables, dynamodb_client
-            from skylane.cli.keys import create_key
-            from skylane.core.settings import Settings
-            from tests.dynamodb_local import DynamoDBLocal
-        except Exception as exc:
-            out["skip"] = f"auth/limits or tests/dynamodb_local.py not available yet ({type(exc).__name__}: {exc})"
-            self.log("  skipped: " + out["skip"])
-            return
-        ddb = None
-        fake = sky = None
-        try:
-            ddb = DynamoDBLocal().start()
-            fake, info = self.start_fake("fake-auth", dynamo_target=f"{HOST}:{ddb.port}")
-            env_direct = {**self.skylane_env(info["port"]), **ddb.env(), "SKYLANE_AUTH": "enabled"}
-            settings = Settings.from_env(env_direct)
-            client = dynamodb_client(settings)
-            create_tables(client, settings)
-            key, _ = create_key(client, settings, "bench", rpm=10_000_000, tpm=10**12,
-                                credits_micros=10**12)
-            env = {**env_direct, "AWS_ENDPOINT_URL_DYNAMODB": f"http://{HOST}:{info['dynamo_port']}"}
-            sky = self.start_skylane("skylane-auth", env)
-            port = sky.port  # type: ignore[attr-defined]
-            headers = {"authorization": f"Bearer {key}"}
-            ep = Endpoint("/v1/chat/completions", chat_body(OPENAI_MODEL, False), headers)
-            t = Target("skylane-auth", "Skylane, auth + limits on", port=port, proc=sky)
-            problem = self.validate(t, CASES[0], ep)
-            if problem:
-                out["skip"] = f"answer check failed: {problem}"
-                self.log("  skipped: " + out["skip"])
-                return
-            fake_url = f"http://{HOST}:{info['port']}"
-            out["dynamodb_local_update_ms"] = {
-                "direct": _probe_update_ms(client, settings),
-                "via_proxy": _probe_update_ms(dynamodb_client(Settings.from_env(env)), settings),
-            }
-            # 1. ordering: sequential requests, each DynamoDB call placed before / after the upstream call
-            seq = []
-            for c in (CASES[0], CASES[1]):
-                seq.append(Request(ep.path, json.dumps(chat_body(OPENAI_MODEL, c.stream)).encode(),
-                                   tuple(headers.items())))
-            asyncio.run(run_load(HOST, port, seq, concurrency=1, count=20, pause=0.05))  # warm-up, key cached
-            time.sleep(0.5)
-            httpx.post(fake_url + "/_reset")
-            n_seq = 60 if self.args.quick else 200
-            t_seq = time.perf_counter()
-            res = asyncio.run(run_load(HOST, port, seq, concurrency=1, count=n_seq, pause=0.05))
-            t_seq = time.perf_counter() - t_seq
-            time.sleep(0.5)
-            trace = httpx.get(fake_url + "/_trace").json()
-            out["ordering"] = _place_dynamo_calls(res.spans, trace["upstream"], trace["dynamo"])
-            out["ordering"]["errors"] = sum(k for s, k in res.statuses.items() if s != 200)
-            out["ordering"]["seconds"] = t_seq
-            out["ordering"].update(_span_medians(res.spans))
-            out["ordering"]["cache_ttl_s"] = settings.auth_cache_ttl
-            # 2. load: wrk at concurrency 1 and 16, DynamoDB calls per gateway request
-            body_file = RUN_DIR / "body-skylane-auth.json"
-            body_file.write_bytes(ep.body_bytes())
-            url = f"http://{HOST}:{port}{ep.path}"
-            wrk(url, body_file, headers, 16, self.warmup)
-            for conc in (1, 16):
-                httpx.post(fake_url + "/_reset")
-                cpu0 = sky.cpu_seconds()
-                r = wrk(url, body_file, headers, conc, self.duration)
-                cpu1 = sky.cpu_seconds()
-                time.sleep(1.0)  # let settle() finish
-                counts = httpx.get(fake_url + "/_stats").json()["counts"]
-                r["cpu_ms_per_req"] = (cpu1 - cpu0) / r["requests"] * 1000 if r["requests"] else 0
-                r["dynamo_per_request"] = {k.removeprefix("dynamo_"): v / max(1, r["requests"])
-                                           for k, v in sorted(counts.items()) if k.startswith("dynamo_")}
-                out[f"c{conc}"] = r
-                self.log(f"  c{conc}: p50 {r['p50_ms']:.2f} ms, {r['rps']:.0f} req/s, "
-                         f"DynamoDB/request {r['dynamo_per_request']}")
-            if "profile" not in self.skip_parts:
-                prof = self.pyspy(sky.pid, url, body_file, headers, "auth", gil=True)
-                if prof:
-                    self.results.setdefault("profiles", {})["auth"] = prof
-            # 3. as on Lambda: SKYLANE_SETTLE_INLINE (on when AWS_LAMBDA_FUNCTION_NAME is set) settles a
-            # non-streaming answer before sending it, since Lambda may freeze the instance right after
-            self.stop(sky)
-            sky = self.start_skylane("skylane-auth-inline", {**env, "SKYLANE_SETTLE_INLINE": "true"})
-            port = sky.port  # type: ignore[attr-defined]
-            asyncio.run(run_load(HOST, port, seq, concurrency=1, count=20, pause=0.05))
-            time.sleep(0.5)
-            httpx.post(fake_url + "/_reset")
-            res = asyncio.run(run_load(HOST, port, seq, concurrency=1, count=n_seq // 2, pause=0.05))
-            time.sleep(0.5)
-            trace = httpx.get(fake_url + "/_trace").json()
-            inline: dict[str, Any] = {"ordering": _place_dynamo_calls(res.spans, trace["upstream"], trace["dynamo"])}
-            inline["ordering"].update(_span_medians(res.spans))
-            out["inline"] = inline
-            a, b = inline["ordering"]["nonstream_p50_ms"], out["ordering"]["nonstream_p50_ms"]
-            self.log(f"  settle inline (as on Lambda): non-streaming p50 {a:.2f} ms vs {b:.2f} ms settled after")
-        except Exception as exc:
-            out["skip"] = f"failed: {type(exc).__name__}: {str(exc)[:300]}"
-            self.log("  " + out["skip"])
-            traceback.print_exc()
-        finally:
-            self.stop(sky)
-            self.stop(fake)
-            if ddb is not None:
-                ddb.stop()
 
     def micro(self) -> None:
         if "translate" not in self.skip_parts:
@@ -762,11 +510,11 @@ class Bench:
                 if t is not None:
                     self.stop(t.proc)
             if "memory" not in self.skip_parts and (not self.only or "skylane" in self.only):
-                self.memory()
+                parts.memory(self)
             if "quota" not in self.skip_parts and (not self.only or "skylane" in self.only):
-                self.quota_case()
+                parts.quota_case(self)
             if "auth" not in self.skip_parts and (not self.only or "skylane" in self.only):
-                self.auth_case()
+                parts.auth_case(self)
         finally:
             for p in list(self.procs):
                 self.stop(p)
@@ -783,62 +531,6 @@ class Bench:
             for path in publish.publish(self.results, ROOT):
                 self.log(f"updated the results section of {path.relative_to(ROOT)}")
         return 0
-
-
-def _place_dynamo_calls(spans: list[tuple[float, float]], upstream: list[float],
-                        dynamo: list[list[Any]]) -> dict[str, Any]:
-    """Put each DynamoDB call in one of: before the upstream call (on the critical path), between
-    the upstream call and the end of the response, after the response (off the critical path).
-    Clocks: time.monotonic() in both processes (CLOCK_MONOTONIC is system-wide)."""
-    ups = sorted(upstream)
-    calls = sorted(dynamo)
-    buckets: dict[str, dict[str, int]] = {"before_upstream": {}, "during_response": {}, "after_response": {}}
-    reads = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
-    reads_before: list[int] = []
-    writes_before: list[int] = []
-    unplaced = 0
-    j = 0
-    for i, (start, end) in enumerate(spans):
-        nxt = spans[i + 1][0] if i + 1 < len(spans) else float("inf")
-        u = next((x for x in ups if start <= x <= end), None)
-        if u is None:
-            unplaced += 1
-            continue
-        r_before = w_before = 0
-        while j < len(calls) and calls[j][0] < start:
-            j += 1
-        k = j
-        while k < len(calls) and calls[k][0] < nxt:
-            ts, op, conditional = calls[k]
-            name = op + (" (conditional)" if conditional else "")
-            where = "before_upstream" if ts < u else "during_response" if ts <= end else "after_response"
-            buckets[where][name] = buckets[where].get(name, 0) + 1
-            if where == "before_upstream":
-                if op in reads:
-                    r_before += 1
-                else:
-                    w_before += 1
-            k += 1
-        j = k
-        reads_before.append(r_before)
-        writes_before.append(w_before)
-    n = len(reads_before)
-    return {
-        "requests": n,
-        "unplaced": unplaced,
-        "per_request": {where: {op: v / n for op, v in ops.items()} for where, ops in buckets.items()} if n else {},
-        "totals": buckets,
-        "max_writes_before_upstream": max(writes_before, default=0),
-        "requests_with_read_before_upstream": sum(1 for r in reads_before if r),
-    }
-
-
-def _span_medians(spans: list[tuple[float, float]]) -> dict[str, float]:
-    """Median latency (ms, to the last byte) of the non-streaming (even) and streaming (odd) requests
-    of a sequential run that alternates the two."""
-    ms = [(e - s) * 1000 for s, e in spans]
-    return {"nonstream_p50_ms": statistics.median(ms[0::2]) if ms[0::2] else float("nan"),
-            "stream_p50_ms": statistics.median(ms[1::2]) if ms[1::2] else float("nan")}
 
 
 def _log_mark(t: Target) -> int | None:
@@ -875,19 +567,6 @@ def _server_timings(t: Target, mark: int) -> dict[str, float]:
         if v:
             out[k + "_p50"] = statistics.median(v)
     return out
-
-
-def _probe_update_ms(client: Any, settings: Any, n: int = 40) -> float:
-    """p50 latency of a conditional UpdateItem from this process (DynamoDB Local's own speed here)."""
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        client.update_item(TableName=settings.limits_table, Key={"pk": {"S": "bench#probe"}, "sk": {"S": "probe"}},
-                           UpdateExpression="ADD n :one", ConditionExpression="attribute_not_exists(n) OR n < :max",
-                           ExpressionAttributeValues={":one": {"N": "1"}, ":max": {"N": "1000000000"}})
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2] * 1000
 
 
 def _litellm_config(fake_port: int) -> str:

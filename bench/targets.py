@@ -52,7 +52,8 @@ def ttfb_added(res: dict[str, Any], case: str, target: str) -> float | None:
 
 
 def rps(res: dict[str, Any], case: str, target: str) -> float | None:
-    return get(res.get("matrix", {}).get(case, {}), target, "c16", "rps")
+    v = get(res.get("matrix", {}).get(case, {}), target, "c16", "rps")
+    return float(v) if isinstance(v, int | float) else None
 
 
 def _verdict(ok: bool | None) -> str:

@@ -28,8 +28,8 @@ import sse_writes  # noqa: E402
 from cpuquota import CpuQuota, QuotaUnavailable  # noqa: E402
 from fake_upstream import ANSWER, openai_answers, split_writes  # noqa: E402
 from loadgen import Request, percentile, run_load, summarize  # noqa: E402
+from parts import place_dynamo_calls  # noqa: E402
 from profiles import summarize_raw  # noqa: E402
-from run import _place_dynamo_calls  # noqa: E402
 
 from tests.spec import validate  # noqa: E402
 
@@ -205,7 +205,7 @@ def test_dynamo_proxy_counts_operations():
             _stop(p)
 
 
-def test_place_dynamo_calls():
+def testplace_dynamo_calls():
     spans = [(10.0, 11.0), (20.0, 21.0)]
     upstream = [10.5, 20.5]
     dynamo = [
@@ -216,7 +216,7 @@ def test_place_dynamo_calls():
         [20.1, "UpdateItem", True],
         [20.9, "UpdateItem", False],  # request 2: during the response
     ]
-    out = _place_dynamo_calls(spans, upstream, dynamo)
+    out = place_dynamo_calls(spans, upstream, dynamo)
     assert out["requests"] == 2 and out["unplaced"] == 0
     assert out["totals"]["before_upstream"] == {"UpdateItem (conditional)": 2, "GetItem": 1}
     assert out["totals"]["during_response"] == {"UpdateItem": 1}
