@@ -34,6 +34,7 @@ import re
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 
 _STREAM_RE = re.compile(rb'"stream"\s*:\s*true')
 _USAGE_RE = re.compile(rb'"include_usage"\s*:\s*true')
@@ -332,7 +333,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-def dynamo_proxy(stats: Stats, target: tuple[str, int]):  # noqa: ANN201
+def dynamo_proxy(stats: Stats, target: tuple[str, int]) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                                                  Awaitable[None]]:
     """Forward HTTP/1.1 requests to DynamoDB Local, recording each call's operation and time."""
 
     async def handle(creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:

@@ -13,7 +13,7 @@ from targets import overhead as _overhead
 from targets import rps as _rps
 from targets import ttfb_added as _ttfb_added
 
-__all__ = ["render", "summary", "verdicts"]
+__all__ = ["earlier_checks", "render", "summary", "verdicts"]
 
 PEERS = ("portkey", "litellm")
 ORDER = ("upstream", "skylane", "skylane_prev", "portkey", "litellm")
@@ -37,11 +37,12 @@ def _headline(res: dict[str, Any]) -> list[str]:
         r = {t: _rps(res, case, t) for t in ("skylane", *PEERS)}
 
         def vs(peer: str) -> str:
-            if not r["skylane"] or not r[peer]:
+            sky_r, peer_r, sky_o, peer_o = r["skylane"], r[peer], o["skylane"], o[peer]
+            if not sky_r or not peer_r:
                 return "–"
-            parts = [f"{r['skylane'] / r[peer]:.2f}× req/s"]
-            if o["skylane"] is not None and o[peer]:
-                parts.append(f"{o['skylane'] / o[peer]:.2f}× overhead")
+            parts = [f"{sky_r / peer_r:.2f}× req/s"]
+            if sky_o is not None and peer_o:
+                parts.append(f"{sky_o / peer_o:.2f}× overhead")
             return ", ".join(parts)
 
         lines.append(f"| {label} | " + " | ".join(

@@ -12,7 +12,9 @@ import json
 import math
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -51,7 +53,7 @@ def _stop(p: subprocess.Popen[str]) -> None:
 
 
 @pytest.fixture(scope="module")
-def fake():
+def fake() -> Iterator[tuple[str, int]]:
     p, info = _start_fake()
     yield f"http://127.0.0.1:{info['port']}", info["port"]
     _stop(p)
@@ -71,7 +73,7 @@ def _sse(text: str) -> list[tuple[str, str]]:
     return events
 
 
-def test_openai_answer_matches_the_spec(fake):
+def test_openai_answer_matches_the_spec(fake: tuple[str, int]) -> None:
     url, _ = fake
     r = httpx.post(url + "/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": []})
     assert r.status_code == 200
@@ -81,7 +83,7 @@ def test_openai_answer_matches_the_spec(fake):
 
 
 @pytest.mark.parametrize("usage", [True, False])
-def test_openai_stream_matches_the_spec(fake, usage):
+def test_openai_stream_matches_the_spec(fake: tuple[str, int], usage: bool) -> None:
     url, _ = fake
     body = {"model": "gpt-4o-mini", "messages": [], "stream": True}
     if usage:
@@ -105,16 +107,16 @@ def test_openai_stream_matches_the_spec(fake, usage):
         assert usage_chunks[0]["usage"]["completion_tokens"] == CHUNKS
 
 
-def _capture_events() -> dict[str, dict]:
+def _capture_events() -> dict[str, dict[str, Any]]:
     """One event of each type from the recorded Anthropic stream in tests/data."""
     text = (ROOT / "tests" / "data" / "anthropic" / "stream_thinking_text_tools.sse").read_text()
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, data in _sse(text):
         out.setdefault(name, json.loads(data))
     return out
 
 
-def test_anthropic_message_has_the_recorded_shape(fake):
+def test_anthropic_message_has_the_recorded_shape(fake: tuple[str, int]) -> None:
     url, _ = fake
     r = httpx.post(url + "/v1/messages", json={"model": "claude-3-5-haiku-20241022", "max_tokens": 10,
                                                "messages": []}, headers={"anthropic-version": "2023-06-01"})
@@ -125,7 +127,7 @@ def test_anthropic_message_has_the_recorded_shape(fake):
     assert {"input_tokens", "output_tokens", "cache_read_input_tokens"} <= set(body["usage"])
 
 
-def test_anthropic_stream_has_the_recorded_shape(fake):
+def test_anthropic_stream_has_the_recorded_shape(fake: tuple[str, int]) -> None:
     url, _ = fake
     r = httpx.post(url + "/v1/messages", json={"model": "claude-3-5-haiku-20241022", "max_tokens": 10,
                                                "messages": [], "stream": True})
@@ -146,7 +148,7 @@ def test_anthropic_stream_has_the_recorded_shape(fake):
     assert delta["delta"]["stop_reason"] == "end_turn" and delta["usage"]["output_tokens"] == CHUNKS
 
 
-def test_fake_accepts_chunked_request_bodies_and_pipelining(fake):
+def test_fake_accepts_chunked_request_bodies_and_pipelining(fake: tuple[str, int]) -> None:
     _, port = fake
 
     async def go() -> bytes:
@@ -166,7 +168,7 @@ def test_fake_accepts_chunked_request_bodies_and_pipelining(fake):
     assert b"event: message_stop" in data and b'"object":"chat.completion"' in data
 
 
-def test_loadgen_reads_length_and_chunked_bodies(fake):
+def test_loadgen_reads_length_and_chunked_bodies(fake: tuple[str, int]) -> None:
     url, port = fake
     stream = json.dumps({"model": "x", "stream": True, "stream_options": {"include_usage": True}}).encode()
     plain = json.dumps({"model": "x"}).encode()
@@ -185,7 +187,7 @@ def test_loadgen_reads_length_and_chunked_bodies(fake):
     assert stats["openai_stream"] >= 30
 
 
-def test_dynamo_proxy_counts_operations():
+def test_dynamo_proxy_counts_operations() -> None:
     target, tinfo = _start_fake()
     proxy, pinfo = _start_fake("--dynamo-target", f"127.0.0.1:{tinfo['port']}")
     try:
@@ -205,7 +207,7 @@ def test_dynamo_proxy_counts_operations():
             _stop(p)
 
 
-def testplace_dynamo_calls():
+def test_place_dynamo_calls() -> None:
     spans = [(10.0, 11.0), (20.0, 21.0)]
     upstream = [10.5, 20.5]
     dynamo = [
@@ -225,7 +227,7 @@ def testplace_dynamo_calls():
     assert out["requests_with_read_before_upstream"] == 1
 
 
-def test_summarize_raw(tmp_path):
+def test_summarize_raw(tmp_path: Path) -> None:
     raw = tmp_path / "p.txt"
     raw.write_text(
         "<module> (uvicorn/__main__.py:4);run (uvicorn/server.py:9);feed (skylane/providers/anthropic.py:40) 30\n"
@@ -237,12 +239,12 @@ def test_summarize_raw(tmp_path):
     assert ("run (uvicorn/server.py)", 100.0) in s["inclusive"]
 
 
-def _wrk(p50: float, rps: float) -> dict:
+def _wrk(p50: float, rps: float) -> dict[str, float]:
     return {"requests": 100, "errors": 0, "rps": rps, "p50_ms": p50, "p90_ms": p50, "p99_ms": p50,
             "mean_ms": p50, "max_ms": p50, "bytes": 1}
 
 
-def test_report_renders_verdicts_and_missing_peers():
+def test_report_renders_verdicts_and_missing_peers() -> None:
     res = {
         "meta": {"date": "d", "cpu": "c", "cores": 2, "load_avg_at_start": [0.1, 0.1, 0.1], "packages": {},
                  "elapsed_s": 60},
@@ -297,7 +299,7 @@ def test_report_renders_verdicts_and_missing_peers():
     assert percentile([3.0, 1.0, 2.0], 50) == 2.0
 
 
-def test_publish_replaces_only_between_the_markers(tmp_path):
+def test_publish_replaces_only_between_the_markers(tmp_path: Path) -> None:
     assert publish.replace_between("no markers here", "x") is None
     text = f"before\n{publish.START}\nold\n{publish.END}\nafter\n"
     assert publish.replace_between(text, "new\n") == f"before\n{publish.START}\nnew\n{publish.END}\nafter\n"
@@ -312,7 +314,7 @@ def test_publish_replaces_only_between_the_markers(tmp_path):
     assert (tmp_path / "docs" / "performance.md").read_text() == "nothing to replace\n"
 
 
-def test_split_writes_groups_events_and_tracks_tokens():
+def test_split_writes_groups_events_and_tracks_tokens() -> None:
     parts = openai_answers(CHUNKS)[1]["stream_usage"]
     whole = openai_answers(CHUNKS)[0]["stream_usage"]
     writes = split_writes(parts, 4)
@@ -321,7 +323,7 @@ def test_split_writes_groups_events_and_tracks_tokens():
     assert len(split_writes(parts, 10_000)) == len(parts) - 2  # one event per write
 
 
-def test_sse_writes_against_the_fake(fake):
+def test_sse_writes_against_the_fake(fake: tuple[str, int]) -> None:
     url, port = fake
     body = json.dumps({"model": "x", "stream": True, "stream_options": {"include_usage": True}}).encode()
     r = sse_writes.measure("127.0.0.1", port, Request("/v1/chat/completions", body), url,
@@ -336,7 +338,7 @@ def test_sse_writes_against_the_fake(fake):
     assert httpx.post(url + "/_mode", json={}).json() == {"writes": 0, "gap_ms": 0.0}
 
 
-def test_cpu_quota_throttles_a_busy_process_or_says_why():
+def test_cpu_quota_throttles_a_busy_process_or_says_why() -> None:
     try:
         quota = CpuQuota.create("skylane-bench-test", quota_us=20_000, period_us=100_000)
     except QuotaUnavailable as exc:
