@@ -122,4 +122,4 @@ test: browser
 
 # docs/console-overview.png and docs/console-keys.png (the browser test writes them)
 screenshots: deps browser node_modules/.installed java-check
-	$(PY) -m pytest -q -p no:cacheprovider tests/integration/test_console_browser.py
+	SKYLANE_SCREENSHOTS=docs $(PY) -m pytest -q -p no:cacheprovider tests/integration/test_console_browser.py

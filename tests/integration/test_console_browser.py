@@ -1,10 +1,13 @@
 """The operator console in a real browser: Debian's chromium, headless, driven by Selenium through
 /usr/bin/chromedriver (no Selenium Manager, no downloads), against a gateway with auth on, DynamoDB
-Local with seeded usage, and the fake OpenAI upstream. Saves docs/console-overview.png and
-docs/console-keys.png (the README shows them)."""
+Local with seeded usage, and the fake OpenAI upstream. Takes screenshots of the overview and the keys
+page: into docs/ (console-overview.png, console-keys.png, which the README shows) when
+SKYLANE_SCREENSHOTS=docs (`make screenshots`), else into a temporary folder, so a test run leaves the
+tree as it was."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -27,6 +30,13 @@ USER = [{"role": "user", "content": "hi"}]
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
          "--window-size=1400,1050"]
+
+
+def _shots() -> Path:
+    """Where screenshots go: docs/ for `make screenshots`, a temporary folder otherwise."""
+    if os.environ.get("SKYLANE_SCREENSHOTS") == "docs":
+        return ROOT / "docs"
+    return Path(tempfile.mkdtemp(prefix="skylane-shots-"))
 
 
 @pytest.fixture
@@ -120,7 +130,7 @@ def test_console(browser: Any, auth_gateway: Callable[..., str], make_key: Calla
     driver.find_element(By.CSS_SELECTOR, "button[data-value='key']").click()  # split by key
     wait(driver, lambda: XSS in driver.find_element(By.CSS_SELECTOR, "#chart .legend").text)
     assert no_alert(driver) and not driver.find_elements(By.CSS_SELECTOR, "main img")
-    driver.save_screenshot(str(ROOT / "docs" / "console-overview.png"))
+    driver.save_screenshot(str(_shots() / "console-overview.png"))
 
     # keys: the XSS name is text, never markup
     driver.get(f"{base}/console/#keys")
@@ -151,7 +161,7 @@ def test_console(browser: Any, auth_gateway: Callable[..., str], make_key: Calla
          or driver.find_element(By.CSS_SELECTOR, f"{row} .balance").text.startswith("$3.00"))
     item = dynamo_tables.key_item(new_id)
     assert int(item["credits_micros"]["N"]) + int(item["spent_micros"]["N"]) == 3_000_000
-    driver.save_screenshot(str(ROOT / "docs" / "console-keys.png"))
+    driver.save_screenshot(str(_shots() / "console-keys.png"))
 
     # revoke it: refused within the auth cache TTL (1 s)
     driver.find_element(By.CSS_SELECTOR, f"{row} button.revoke").click()

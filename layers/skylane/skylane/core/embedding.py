@@ -32,13 +32,15 @@ MAX_INPUTS = 8192  # inputs per request to the gateway (split into provider-size
 Item = str | list[int]
 
 _Tokens = Annotated[list[Int], Field(min_length=1)]
+_Text = Annotated[str, Field(min_length=1)]  # OpenAI refuses empty inputs
 
 
 class EmbeddingRequest(ChatRequest):
     messages: Annotated[list[Message], Field(max_length=0)] = Field(default_factory=list)
-    input: str | Annotated[list[str], Field(min_length=1)] | _Tokens | Annotated[list[_Tokens], Field(min_length=1)]
+    input: (_Text | Annotated[list[_Text], Field(min_length=1)] | _Tokens
+           | Annotated[list[_Tokens], Field(min_length=1)])
     encoding_format: Literal["float", "base64"] | None = None
-    dimensions: Annotated[int, Field(ge=1, le=65536)] | None = None
+    dimensions: Annotated[Int, Field(ge=1, le=65536)] | None = None
 
     @property
     def output_limit(self) -> int:

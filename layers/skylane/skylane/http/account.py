@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from skylane.accounts.gate import Principal
-from skylane.core.errors import InvalidRequest
+from skylane.core.errors import PermissionDenied
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
 
@@ -23,8 +23,8 @@ USAGE_PATHS = ("/v1/usage", "/usage", "/api/usage")
 async def _caller(request: Request) -> tuple[AppState, Principal]:
     state: AppState = request.app.state.skylane
     if not state.gate.enabled:
-        raise InvalidRequest("This gateway runs without API keys (SKYLANE_AUTH is disabled): there is no key to "
-                             "describe.", code="auth_disabled")
+        raise PermissionDenied("This gateway runs without API keys (SKYLANE_AUTH is disabled): there is no key to "
+                               "describe.", code="auth_disabled")
     return state, await state.gate.auth.authenticate(request.headers)
 
 

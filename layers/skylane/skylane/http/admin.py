@@ -26,7 +26,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Depends, FastAPI, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -366,4 +366,5 @@ def add_admin_routes(app: FastAPI) -> None:
     ]
     for path, fn, method, summary, responses in routes:
         app.add_api_route(PREFIX + path, fn, methods=[method], summary=summary, tags=["admin"],
-                          responses=responses, status_code=201 if responses.get(201) else 200)
+                          responses=cast(dict[int | str, dict[str, Any]], responses),
+                          status_code=201 if responses.get(201) else 200)

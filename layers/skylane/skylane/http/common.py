@@ -49,8 +49,8 @@ def install_common(app: FastAPI, state: AppState) -> None:
             err = SkylaneError(str(exc.detail), status=exc.status_code)
         headers = dict(exc.headers or {})  # e.g. a 405's Allow
         if exc.status_code == 405:  # Starlette names the first matching route's methods only: name them all
-            methods = {m for r in app.routes if getattr(r, "path_regex", None) is not None
-                       and r.path_regex.match(request.url.path) for m in getattr(r, "methods", None) or ()}
+            methods = {m for r in app.routes if (rx := getattr(r, "path_regex", None)) is not None
+                       and rx.match(request.url.path) for m in getattr(r, "methods", None) or ()}
             if methods:
                 headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
                 headers["Allow"] = ", ".join(sorted(methods))

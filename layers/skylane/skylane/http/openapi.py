@@ -7,12 +7,16 @@ request model (`schema.ChatRequest`) and response shapes (documentation-only pyd
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from skylane.accounts.account import SINCE_PATTERN
+from skylane.core.catalog import ModelInfo
 from skylane.core.embedding import EmbeddingRequest
 from skylane.core.request import ChatRequest
 from skylane.core.settings import Settings
@@ -167,9 +171,27 @@ class UsageList(BaseModel):
     data: list[UsageRow]
 
 
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str  # floats, or base64 of little-endian float32 with encoding_format base64
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+    cost: float | None = None
+
+
+class EmbeddingList(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
+
+
 _MODELS: list[type[BaseModel]] = [ChatRequest, EmbeddingRequest, ErrorResponse, ChatCompletion, ChatCompletionChunk,
-                                  ModelList,
-                                  ChatModelList, KeyInfo, UsageList]
+                                  ModelList, ChatModelList, KeyInfo, UsageList, EmbeddingList]
 
 
 # One server-sent event of a stream (before OpenAPI 3.2, a text/event-stream `schema` describes one
@@ -222,13 +244,37 @@ def _settings(app: FastAPI) -> Settings | None:
 def _example_model(app: FastAPI) -> str:
     """A model this gateway serves, for the documented examples."""
     state = getattr(app.state, "skylane", None)
-    configured = state.catalog.configured_models() if state is not None else []
+    configured = [m for m in state.catalog.configured_models() if m.kind == "chat"] if state is not None else []
     return configured[0].id if configured else "openai/gpt-4o-mini"
 
 
 def _request_rules(schema: dict[str, Any], default_model: str | None) -> None:
     """What `schema.parse_request` checks besides the pydantic model: a non-empty model (unless the
     gateway has a default model) and at least one message."""
+    _model_rule(schema, default_model)
+    schema["properties"]["messages"]["minItems"] = 1
+
+
+# what an embeddings request documents (EmbeddingRequest inherits the chat fields it never uses)
+_EMBEDDING_FIELDS = ("model", "models", "input", "encoding_format", "dimensions", "user")
+_EMBEDDING_NOTE = ("Extension fields, passed to the providers that take them: task_type (Gemini's taskType, e.g. "
+                   "RETRIEVAL_QUERY), input_type (Cohere, e.g. search_query), normalize (Titan), truncate (Cohere).")
+MAX_DIMENSIONS = 3072  # the largest output any catalog embedding model allows (text-embedding-3-large, Gemini)
+
+
+def _embedding_rules(schema: dict[str, Any], default_model: str | None) -> None:
+    """The embeddings request as `core.embedding.parse_embedding_request` checks it."""
+    props = schema["properties"]
+    schema["properties"] = {k: props[k] for k in _EMBEDDING_FIELDS if k in props}
+    schema["properties"]["dimensions"] = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_DIMENSIONS},
+                                                    {"type": "null"}], "default": None,
+                                          "description": "Output size, where the model allows shortening"}
+    schema["required"] = ["input"]
+    schema["description"] = _EMBEDDING_NOTE
+    _model_rule(schema, default_model)
+
+
+def _model_rule(schema: dict[str, Any], default_model: str | None) -> None:
     props = schema["properties"]
     if default_model:
         props["model"] = {"anyOf": [{"type": "string"}, {"type": "null"}], "default": None, "title": "Model",
@@ -237,7 +283,24 @@ def _request_rules(schema: dict[str, Any], default_model: str | None) -> None:
         props["model"] = {"type": "string", "minLength": 1, "title": "Model",
                           "description": "provider/model, an alias, or a bare model name"}
         schema["required"] = ["model", *[r for r in schema.get("required", []) if r != "model"]]
-    props["messages"]["minItems"] = 1
+
+
+_CHAT_REQUESTS = ("ChatRequest", "MessagesRequest", "CountTokensRequest", "CreateResponse")
+
+
+def _kind_rules(schemas: dict[str, Any], models: Iterable[ModelInfo]) -> None:
+    """A model of the other kind is refused (400): chat APIs name the embedding models they refuse,
+    the embeddings API the chat models."""
+    names: dict[str, list[str]] = {"chat": [], "embedding": []}
+    for m in models:
+        names.setdefault(m.kind, []).extend([m.id, *m.aliases])
+    for name in _CHAT_REQUESTS:
+        model = schemas.get(name, {}).get("properties", {}).get("model")
+        if model is not None and names["embedding"]:
+            schemas[name]["properties"]["model"] = {**model, "not": {"enum": sorted(names["embedding"])}}
+    model = schemas["EmbeddingRequest"]["properties"].get("model")
+    if model is not None and names["chat"]:
+        schemas["EmbeddingRequest"]["properties"]["model"] = {**model, "not": {"enum": sorted(names["chat"])}}
 
 
 def install_openapi(app: FastAPI) -> None:
@@ -252,10 +315,14 @@ def install_openapi(app: FastAPI) -> None:
             for name, sub in js.pop("$defs", {}).items():
                 schemas.setdefault(name, sub)
             schemas[model.__name__] = js
-        schemas.update(MESSAGES_SCHEMAS)
-        schemas.update(RESPONSES_SCHEMAS)
+        schemas.update(copy.deepcopy(MESSAGES_SCHEMAS))
+        schemas.update(copy.deepcopy(RESPONSES_SCHEMAS))
         settings = _settings(app)
         _request_rules(schemas["ChatRequest"], settings.default_model if settings else None)
+        _embedding_rules(schemas["EmbeddingRequest"], settings.default_model if settings else None)
+        state = getattr(app.state, "skylane", None)
+        if state is not None:
+            _kind_rules(schemas, state.catalog.models.values())
         auth = bool(settings and settings.auth_enabled)
         if auth:
             doc["components"]["securitySchemes"] = _SECURITY_SCHEMES
@@ -295,12 +362,23 @@ def install_openapi(app: FastAPI) -> None:
                         responses["200"] = {"description": "The calling key", "content": _json("KeyInfo")}
                     else:
                         op["parameters"] = [{"name": "since", "in": "query", "required": False,
-                                             "schema": {"type": "string", "default": "30d"},
+                                             "schema": {"type": "string", "default": "30d",
+                                                        "pattern": SINCE_PATTERN},
                                              "description": "First UTC day: a date, an ISO time, or e.g. 7d"}]
                         responses["200"] = {"description": "The calling key's ledger rows",
                                             "content": _json("UsageList")}
                         responses["400"] = _ERRORS["400"]
                     responses["401"] = _ERRORS["401"]
+                    responses["403"] = {"description": "The gateway runs without keys (SKYLANE_AUTH=disabled)",
+                                        "content": _json("ErrorResponse")}
+                    if auth:
+                        op["security"] = _KEY_REQUIRED
+                elif path.endswith("/embeddings"):
+                    op["requestBody"]["content"]["application/json"]["example"] = {
+                        "model": "openai/text-embedding-3-large", "input": ["Hello", "world"]}
+                    responses["200"] = {"description": "The embeddings, in input order",
+                                        "content": _json("EmbeddingList")}
+                    responses.update(_ERRORS)
                     if auth:
                         op["security"] = _KEY_REQUIRED
                 elif path.startswith("/admin/"):  # http/admin.py: an admin key, Bearer only

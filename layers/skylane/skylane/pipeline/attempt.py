@@ -28,7 +28,6 @@ from typing import Any
 
 import anyio
 import httpx
-import orjson
 
 from skylane.core.catalog import Target
 from skylane.core.errors import SkylaneError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -37,7 +36,7 @@ from skylane.pipeline.router import budget_exhausted
 from skylane.providers.base import Adapter, CallContext, StreamTranslator
 from skylane.transport.base import UpstreamRequest
 from skylane.transport.http import get_client
-from skylane.transport.sse import decode_sse_batches, encode_json
+from skylane.transport.sse import decode_json, decode_sse_batches, encode_json
 
 __all__ = ["StreamHandle", "Timing", "complete", "open_stream"]
 
@@ -109,7 +108,7 @@ async def complete(
     if resp.status_code >= 400:
         raise adapter.map_error(resp.status_code, resp.content, resp.headers, provider)
     try:
-        data = orjson.loads(resp.content)
+        data = decode_json(resp.content)
     except ValueError:
         raise UpstreamError(f"Provider '{provider}' answered with a body that is not JSON.",
                             provider=provider) from None

@@ -84,10 +84,10 @@ class Dialect(ABC):
 
     # ---- optional hooks: state a dialect keeps between calls (e.g. stored responses) ------------
 
-    async def prepare(self, call: Call, native: bool) -> None:
+    async def prepare(self, call: Call, native: bool) -> None:  # noqa: B027 - an optional hook
         """After authentication and the allow-list, before the first attempt (`call.req`, `call.principal`
         are set; `native`: the first target serves this dialect natively). May raise a SkylaneError."""
 
-    async def keep(self, call: Call, body: dict[str, Any] | None) -> None:
+    async def keep(self, call: Call, body: dict[str, Any] | None) -> None:  # noqa: B027 - an optional hook
         """After a successful answer, with the body the client gets in this dialect's shape (native or
         rendered; for streams the renderer's or the native relay's `final`), before the client has it all."""

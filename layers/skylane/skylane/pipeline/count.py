@@ -23,6 +23,7 @@ from skylane.core.tokens import estimate_prompt_tokens
 from skylane.pipeline.call import Call
 from skylane.pipeline.contract import Dialect
 from skylane.pipeline.flow import error_response, read_body
+from skylane.pipeline.operations import targets_for
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
 from skylane.providers import get_adapter
@@ -48,7 +49,7 @@ async def _count(call: Call, parse: Parse) -> Response:
     req = call.req = parse(await read_body(call.request, settings.max_body_bytes), settings)
     assert req.model is not None
     principal = call.principal = await state.gate.auth.authenticate(call.request.headers)
-    targets = call.router.targets(req.model, req.models)
+    targets = targets_for(call.dialect.operation, call.router.targets(req.model, req.models))
     state.gate.auth.check_model(principal, targets[0].model.id)
     target = next((t for t in targets if state.gate.auth.may_use(principal, t.model.id)), targets[0])
     adapter = get_adapter(target.provider.protocol)

@@ -107,7 +107,8 @@ def usage_from(u: Mapping[str, Any]) -> dict[str, Any]:
     cache_write_1h_tokens = cache_creation.ephemeral_1h_input_tokens."""
     cache_read = int(u.get("cache_read_input_tokens") or 0)
     written = int(u.get("cache_creation_input_tokens") or 0)
-    tiers = u.get("cache_creation") if isinstance(u.get("cache_creation"), Mapping) else {}
+    raw_tiers = u.get("cache_creation")
+    tiers: Mapping[str, Any] = raw_tiers if isinstance(raw_tiers, Mapping) else {}
     hour = min(int(tiers.get("ephemeral_1h_input_tokens") or 0), written)
     prompt = int(u.get("input_tokens") or 0) + written + cache_read
     return schema.usage(prompt, int(u.get("output_tokens") or 0), cached=cache_read, cache_write=written - hour,
@@ -246,7 +247,7 @@ class AnthropicStream(StreamTranslator):
             call_id = str(block.get("id") or "")
             call = {"index": n, "id": thinking_to_id(call_id, self._thinking) if n == 0 else call_id,
                     "type": "function",
-                    "function": {"name": self._names.get(block.get("name"), block.get("name")), "arguments": ""}}
+                    "function": {"name": self._names.get(str(block.get("name")), block.get("name")), "arguments": ""}}
             return [self._chunk({"tool_calls": [call]})]
         if kind in ("thinking", "redacted_thinking") and self.show_thinking:
             self._blocks[index] = ("thinking", len(self._thinking))

@@ -7,6 +7,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import InvalidRequest, UnsupportedParameter
+from skylane.core.request import UserMessage
 from skylane.providers.anthropic_thinking import assistant_thinking, thinking_fields
 from skylane.providers.base import NAME_ANTHROPIC, append_turn, content_text, parse_data_url, tool_names, wire_name
 from skylane.providers.reasoning import blank, cache_mark, original_id
@@ -180,6 +181,7 @@ def build_messages(req: ChatRequest, target: Target, names: dict[str, str] | Non
             system.extend(blocks)
             continue
         if role == "user":
+            assert isinstance(msg, UserMessage)  # the role names the message type
             if isinstance(msg.content, str):
                 blocks = [] if blank(msg.content) else [{"type": "text", "text": msg.content}]
             else:

@@ -9,6 +9,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import InvalidRequest, UnsupportedParameter
+from skylane.core.request import AssistantMessage, FunctionMessage, ToolMessage
 from skylane.providers.base import (
     NAME_GEMINI,
     CallContext,
@@ -156,9 +157,10 @@ async def _contents(req: ChatRequest, target: Target, ctx: CallContext) -> tuple
         elif role == "user":
             add("user", await _user_parts(msg, target, ctx, i))
         elif role == "assistant":
+            assert isinstance(msg, AssistantMessage)  # the role names the message type
             parts: list[dict[str, Any]] = []
             if isinstance(msg.content, list):
-                text = "".join(getattr(p, "text", None) or getattr(p, "refusal", "") for p in msg.content)
+                text = "".join(str(getattr(p, "text", None) or getattr(p, "refusal", "") or "") for p in msg.content)
             else:
                 text = msg.content or msg.refusal or ""
             if text:
@@ -179,13 +181,15 @@ async def _contents(req: ChatRequest, target: Target, ctx: CallContext) -> tuple
                 parts.append(part)
             add("model", parts)
         elif role == "tool":
-            name = names.get(msg.tool_call_id)
-            if name is None:
+            assert isinstance(msg, ToolMessage)
+            called = names.get(msg.tool_call_id)
+            if called is None:
                 raise InvalidRequest(
                     f"messages[{i}].tool_call_id '{msg.tool_call_id[:64]}' does not match a tool call of an "
                     "earlier assistant message.", param=f"messages[{i}].tool_call_id")
-            add("user", [{"functionResponse": {"name": name, "response": _tool_response(content_text(msg.content))}}])
+            add("user", [{"functionResponse": {"name": called, "response": _tool_response(content_text(msg.content))}}])
         elif role == "function":
+            assert isinstance(msg, FunctionMessage)
             add("user", [{"functionResponse": {"name": msg.name, "response": _tool_response(msg.content or "")}}])
     if not contents:
         raise InvalidRequest("Gemini needs at least one user or assistant message besides system messages.",

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["DONE", "SSEEvent", "decode_sse", "decode_sse_batches", "encode_event", "encode_json"]
+__all__ = ["DONE", "SSEEvent", "decode_sse", "decode_json", "decode_sse_batches", "encode_event", "encode_json"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -26,7 +26,7 @@ class SSEEvent:
     data: str
 
     def json(self) -> Any:
-        return orjson.loads(self.data)
+        return decode_json(self.data)
 
 
 async def decode_sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[SSEEvent]]:
@@ -91,6 +91,15 @@ async def decode_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _dumps_ascii = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+def decode_json(data: str | bytes) -> Any:
+    """JSON text -> Python (orjson; the standard library for what orjson refuses but JSON allows,
+    such as escaped lone surrogates). Raises ValueError for text that is not JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
 
 
 def encode_json(obj: Any) -> bytes:
