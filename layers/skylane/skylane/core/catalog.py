@@ -49,6 +49,9 @@ class Provider:
     key_env: str | None
     base_url_env: str | None
     key_optional: bool = False
+    # a provider without a key of its own (Bedrock: IAM): configured when any of these variables is set
+    configured_by: tuple[str, ...] = ()
+    passthrough_video: bool = False  # models it serves that the catalog does not list may take video
     passthrough: bool = True  # models not in the catalog may be sent through
     stream_usage: bool = True  # the upstream accepts stream_options (include_usage)
     max_completion_tokens: bool = True  # the upstream accepts max_completion_tokens (else sent as max_tokens)
@@ -213,6 +216,8 @@ def _provider_from(name: str, row: dict[str, Any]) -> Provider:
         key_env=row.get("key_env"),
         base_url_env=row.get("base_url_env"),
         key_optional=bool(row.get("key_optional", False)),
+        configured_by=tuple(row.get("configured_by", ())),
+        passthrough_video=bool(row.get("passthrough_video", False)),
         passthrough=bool(row.get("passthrough", True)),
         stream_usage=bool(row.get("stream_usage", True)),
         max_completion_tokens=bool(row.get("max_completion_tokens", True)),
@@ -255,13 +260,9 @@ class Catalog:
         return url.rstrip("/")
 
     def is_configured(self, provider: Provider) -> bool:
-        if provider.protocol == "bedrock":
-            # IAM credentials come from the environment / role; a region is what we can check
-            return bool(
-                self.env.get("AWS_REGION")
-                or self.env.get("AWS_DEFAULT_REGION")
-                or self.env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME")
-            )
+        if provider.configured_by:
+            # no key of ours (e.g. IAM credentials from the role): any of these variables configures it
+            return any(self.env.get(name) for name in provider.configured_by)
         if provider.key_optional:
             return bool(
                 self.provider_key(provider) or (provider.base_url_env and self.env.get(provider.base_url_env))
@@ -292,7 +293,7 @@ class Catalog:
                 context_window=None,
                 max_output_tokens=None,
                 vision=True,
-                video=provider.protocol in ("gemini", "bedrock"),
+                video=provider.passthrough_video,
                 tools=True,
                 json=True,
                 input_price=0.0,

@@ -108,15 +108,28 @@ def _stream_error(obj: dict[str, Any], provider: str) -> SkylaneError:
 
 
 class OpenAIAdapter(Adapter):
+    """The OpenAI protocol and the compatible family. A variant with other URLs or credentials (Azure
+    OpenAI: deployments in the path, an `api-key` header) overrides `endpoint` and `auth_headers`."""
+
     protocol = "openai"
     native_dialects = frozenset({openai_responses.DIALECT})
+
+    def endpoint(self, ctx: CallContext, target: Target, operation: str) -> str:
+        """The URL of `operation` ("chat/completions", "responses", "embeddings") for this target."""
+        return f"{ctx.base_url}/{operation}"
+
+    def auth_headers(self, ctx: CallContext) -> dict[str, str]:
+        return {"authorization": f"Bearer {ctx.api_key}"} if ctx.api_key else {}
+
+    def headers(self, ctx: CallContext, accept: str) -> dict[str, str]:
+        return {"content-type": "application/json", "accept": accept, **self.auth_headers(ctx), **ctx.extra_headers}
 
     # ---- native: OpenAI's Responses API, only where the provider row says `"responses": true`
     def native_for(self, dialect: str, target: Target) -> bool:
         return dialect in self.native_dialects and target.provider.responses
 
     def build_native(self, dialect: str, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
-        return openai_responses.build_responses(req, target, ctx)
+        return openai_responses.build_responses(self, req, target, ctx)
 
     def native_usage(self, dialect: str, data: dict[str, Any]) -> dict[str, Any] | None:
         return openai_responses.responses_usage_of(data.get("usage"))
@@ -128,7 +141,7 @@ class OpenAIAdapter(Adapter):
     async def embed(self, req: EmbeddingRequest, target: Target, ctx: CallContext, send: Send) -> dict[str, Any]:
         from skylane.providers.openai_embeddings import embed  # lazy: chat calls never load it
 
-        return await embed(req, target, ctx, send)
+        return await embed(self, req, target, ctx, send)
 
     async def build_request(self, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
         body = dict(req.raw) if req.raw else req.model_dump(exclude_unset=True, by_alias=True)
@@ -146,13 +159,8 @@ class OpenAIAdapter(Adapter):
                 body.pop("stream_options", None)
         else:
             body.pop("stream_options", None)
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if req.stream:
-            headers["accept"] = "text/event-stream"
-        if ctx.api_key:
-            headers["authorization"] = f"Bearer {ctx.api_key}"
-        headers.update(ctx.extra_headers)
-        return UpstreamRequest(url=f"{ctx.base_url}/chat/completions", headers=headers, body=body)
+        headers = self.headers(ctx, "text/event-stream" if req.stream else "application/json")
+        return UpstreamRequest(url=self.endpoint(ctx, target, "chat/completions"), headers=headers, body=body)
 
     def parse_response(self, data: dict[str, Any], req: ChatRequest, target: Target) -> dict[str, Any]:
         if "error" in data and "choices" not in data:

@@ -17,6 +17,7 @@ from skylane.providers.embedding import Batch, check_request, embed_batches, emb
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
     from skylane.core.embedding import EmbeddingRequest, Item
+    from skylane.providers.openai import OpenAIAdapter
 
 __all__ = ["MAX_BATCH", "embed"]
 
@@ -33,20 +34,19 @@ def _vector(value: Any, provider: str) -> list[float]:
     return [float(x) for x in value]
 
 
-async def embed(req: EmbeddingRequest, target: Target, ctx: CallContext, send: Send) -> dict[str, Any]:
+async def embed(adapter: OpenAIAdapter, req: EmbeddingRequest, target: Target, ctx: CallContext,
+                send: Send) -> dict[str, Any]:
     items = check_request(req, target)
     provider = target.provider.name
     base = {k: v for k, v in req.raw.items() if k not in _GATEWAY_FIELDS}
     base["model"] = target.upstream_model
     base["encoding_format"] = "float"
-    headers = {"content-type": "application/json", "accept": "application/json"}
-    if ctx.api_key:
-        headers["authorization"] = f"Bearer {ctx.api_key}"
-    headers.update(ctx.extra_headers)
+    headers = adapter.headers(ctx, "application/json")
+    url = adapter.endpoint(ctx, target, "embeddings")
 
     async def call(chunk: list[Item]) -> Batch:
         body = {**base, "input": chunk}
-        data = await send(UpstreamRequest(url=f"{ctx.base_url}/embeddings", headers=headers, body=body))
+        data = await send(UpstreamRequest(url=url, headers=headers, body=body))
         rows = data.get("data")
         if not isinstance(rows, list):
             raise UpstreamError(f"Provider '{provider}' answered embeddings without data.", provider=provider)

@@ -18,6 +18,7 @@ from skylane.transport.sse import SSEEvent
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
     from skylane.core.request import ChatRequest
+    from skylane.providers.openai import OpenAIAdapter
 
 __all__ = ["DIALECT", "ResponsesRelay", "build_responses", "relay", "responses_usage_of"]
 
@@ -25,18 +26,14 @@ DIALECT = "responses"
 _FINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-def build_responses(req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
+def build_responses(adapter: OpenAIAdapter, req: ChatRequest, target: Target, ctx: CallContext) -> UpstreamRequest:
     body = dict(req.wire)
     body.pop("models", None)
     body.pop("previous_response_id", None)
     body["model"] = target.upstream_model
     body["store"] = False
-    headers = {"content-type": "application/json",
-               "accept": "text/event-stream" if body.get("stream") else "application/json"}
-    if ctx.api_key:
-        headers["authorization"] = f"Bearer {ctx.api_key}"
-    headers.update(ctx.extra_headers)
-    return UpstreamRequest(url=f"{ctx.base_url}/responses", headers=headers, body=body)
+    headers = adapter.headers(ctx, "text/event-stream" if body.get("stream") else "application/json")
+    return UpstreamRequest(url=adapter.endpoint(ctx, target, "responses"), headers=headers, body=body)
 
 
 def responses_usage_of(usage: Any) -> dict[str, Any] | None:
