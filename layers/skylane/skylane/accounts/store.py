@@ -17,17 +17,14 @@ errors: the message is safe to send to a client, `detail` is for operators (logs
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from skylane.core.errors import GatewayMisconfigured, SkylaneError
 from skylane.core.settings import Settings
+from skylane.transport.aws import THREADS, aws_client, run_blocking
 
 __all__ = [
     "KEYS_TABLE",
@@ -181,66 +178,22 @@ def map_error(exc: BaseException, table: str | None = None) -> SkylaneError:
 
 # ---- the client --------------------------------------------------------------------------------
 
-_clients: dict[tuple[str | None, ...], Any] = {}
-_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
-POOL_SIZE = 16  # threads for DynamoDB calls; also the client's connection pool size
-
-
-def _client_args(settings: Settings) -> dict[str, Any]:
-    env = settings.env
-    endpoint = env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ("us-east-1" if endpoint else None)
-    args: dict[str, Any] = {"endpoint_url": endpoint, "region_name": region}
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-        args["aws_access_key_id"] = env["AWS_ACCESS_KEY_ID"]
-        args["aws_secret_access_key"] = env["AWS_SECRET_ACCESS_KEY"]
-        args["aws_session_token"] = env.get("AWS_SESSION_TOKEN") or None
-    return args
-
-
 def dynamodb_client(settings: Settings) -> Any:
     """The process's DynamoDB client for these settings (created once, thread-safe)."""
-    args = _client_args(settings)
-    cache_key = (args.get("endpoint_url"), args.get("region_name"), args.get("aws_access_key_id"),
-                 args.get("aws_session_token"))
-    client = _clients.get(cache_key)
-    if client is not None:
-        return client
-    with _lock:
-        client = _clients.get(cache_key)
-        if client is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(
-                connect_timeout=2,
-                read_timeout=5,
-                retries={"mode": "standard", "max_attempts": 3},
-                max_pool_connections=POOL_SIZE * 2,
-                tcp_keepalive=True,
-            )
-            try:
-                client = boto3.session.Session().client("dynamodb", config=config, **args)
-            except Exception as exc:
-                raise map_error(exc) from None
-            _clients[cache_key] = client
-    return client
-
-
-def _executor() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
-        with _lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="skylane-dynamodb")
-    return _pool
+    env = settings.env
+    try:
+        return aws_client("dynamodb", settings, default_region=None,
+                          endpoint=env.get("AWS_ENDPOINT_URL_DYNAMODB") or env.get("AWS_ENDPOINT_URL") or None,
+                          config={"connect_timeout": 2, "read_timeout": 5,
+                                  "retries": {"mode": "standard", "max_attempts": 3},
+                                  "max_pool_connections": THREADS, "tcp_keepalive": True})
+    except Exception as exc:
+        raise map_error(exc) from None
 
 
 async def call[T](fn: Callable[..., T], /, **kwargs: Any) -> T:
-    """Run a blocking boto3 call on the DynamoDB thread pool."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor(), functools.partial(fn, **kwargs))
+    """Run a blocking boto3 call on the worker threads (transport.aws.run_blocking)."""
+    return await run_blocking(fn, **kwargs)
 
 
 # ---- creating the tables -------------------------------------------------------------------------

@@ -8,16 +8,11 @@ to Skylane errors by their error code, never by message text.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
-import weakref
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
-
-import anyio
-import anyio.to_thread
 
 from skylane.core.errors import (
     GatewayMisconfigured,
@@ -29,6 +24,7 @@ from skylane.core.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from skylane.transport.aws import THREADS, aws_client, run_blocking
 from skylane.transport.base import Transport, TransportContext, UpstreamRequest
 from skylane.transport.status import classify_status, parse_retry_after
 
@@ -104,59 +100,17 @@ def map_exception(exc: BaseException, provider: str) -> SkylaneError:
 
 # ---- transport: boto3 in worker threads -------------------------------------------------------------
 
-_clients: dict[tuple[Any, ...], Any] = {}
-_clients_lock = threading.Lock()
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = weakref.WeakKeyDictionary()
-_THREADS = 64  # concurrent boto3 calls / open streams per event loop
-
-
-def _client_key(settings: Settings) -> tuple[Any, ...]:
-    # plain environment lookups (no secret): this runs on every call, on the event loop
-    env = settings.env
-    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
-    return (region, env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"), env.get("AWS_ACCESS_KEY_ID"),
-            settings.connect_timeout, settings.idle_timeout)
-
-
-def get_client(settings: Settings) -> Any:
+def get_client(settings: Settings, create: bool = True) -> Any:
     """The process's boto3 `bedrock-runtime` client for these settings, created on first use."""
-    key = _client_key(settings)
-    client = _clients.get(key)
-    if client is not None:
-        return client
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            import boto3
-            from botocore.config import Config
-
-            region, endpoint, key_id = key[0], key[1], key[2]
-            env = settings.env
-            session = boto3.session.Session(
-                aws_access_key_id=key_id if key_id and env.get("AWS_SECRET_ACCESS_KEY") else None,
-                aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") if key_id else None,
-                aws_session_token=env.get("AWS_SESSION_TOKEN") if key_id else None,
-                region_name=region or "us-east-1",
-            )
-            config = Config(retries={"total_max_attempts": 1, "mode": "standard"},
-                            connect_timeout=settings.connect_timeout, read_timeout=settings.idle_timeout,
-                            max_pool_connections=_THREADS, tcp_keepalive=True, user_agent_extra="skylane")
-            client = session.client("bedrock-runtime", endpoint_url=endpoint or None, config=config)
-            _clients[key] = client
-    return client
-
-
-def _limiter() -> anyio.CapacityLimiter:
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(_THREADS)
-    return limiter
+    return aws_client("bedrock-runtime", settings, create=create,
+                      endpoint=settings.env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME"),
+                      config={"retries": {"total_max_attempts": 1, "mode": "standard"},
+                              "connect_timeout": settings.connect_timeout, "read_timeout": settings.idle_timeout,
+                              "max_pool_connections": THREADS, "tcp_keepalive": True, "user_agent_extra": "skylane"})
 
 
 async def _in_thread(fn: Any, *args: Any) -> Any:
-    # abandon_on_cancel: a timeout or a client leaving must not wait for a blocked boto3 read
-    return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True, limiter=_limiter())
+    return await run_blocking(fn, *args)
 
 
 # `UpstreamRequest.extra["operation"]` for InvokeModel (a model's native body) instead of Converse
@@ -198,7 +152,7 @@ class BedrockTransport(Transport):
         from skylane.core.settings import get_settings
 
         settings = ctx.settings or get_settings()
-        client = _clients.get(_client_key(settings))
+        client = get_client(settings, create=False)
         return client if client is not None else await _in_thread(get_client, settings)
 
     async def complete(self, request: UpstreamRequest, ctx: TransportContext) -> dict[str, Any]:
