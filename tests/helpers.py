@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
+import time
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-__all__ = ["sse_data", "sse_json", "stream_chat"]
+__all__ = ["AWS_ENV", "PNG", "PNG_B64", "SINGLE_ATTEMPT", "png", "sse_data", "sse_json", "stream_chat", "wait_for"]
+
+# a region and static credentials, so boto3 never looks further (the Bedrock fakes answer its requests)
+AWS_ENV = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# one attempt per model and breakers that never open: a test sees exactly the upstream's answer
+SINGLE_ATTEMPT = {"SKYLANE_MAX_ATTEMPTS": "1", "SKYLANE_BREAKER_FAILURES": "100000"}
+
+
+def png(width: int = 1, height: int = 1) -> bytes:
+    """A real (tiny, red) PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+PNG = png()
+PNG_B64 = base64.b64encode(PNG).decode()
 
 
 def sse_data(text: str, *, strict: bool = False) -> list[str]:
@@ -39,3 +63,13 @@ def stream_chat(gw: str, body: dict[str, Any], timeout: float = 30,
     if r.status_code != 200:
         return r, []
     return r, sse_json(raw)
+
+
+def wait_for[T](fn: Callable[[], T], timeout: float = 10.0, interval: float = 0.05) -> T:
+    """Poll until fn() is truthy (e.g. settlement, which runs after the response); its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

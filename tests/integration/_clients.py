@@ -8,8 +8,6 @@ and one through the Anthropic translation.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,13 +16,13 @@ from tests.conftest import UPSTREAM_KEY
 from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import serve
+from tests.helpers import SINGLE_ATTEMPT as CLIENT_ENV
 
 MODELS = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-sonnet-4-20250514"}
 PROVIDERS = list(MODELS)
 
 # Gateway settings for client suites: one attempt per model (a fake 429 is not retried for a second)
 # and a breaker that never opens (error tests must not leave a provider "failing" for later tests).
-CLIENT_ENV = {"SKYLANE_MAX_ATTEMPTS": "1", "SKYLANE_BREAKER_FAILURES": "100000"}
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather for a city",
@@ -61,12 +59,3 @@ def greeting(provider: str, text: str) -> str:
     """What the fakes answer to an ordinary user message."""
     return f"Hello from fake-{provider}: {text}"
 
-
-def png(width: int = 2, height: int = 2) -> bytes:
-    """A real (tiny, red) PNG."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))

@@ -13,6 +13,8 @@ import pytest
 
 from tests.fakes.anthropic_upstream import CACHE_CREATION, CACHE_READ, FakeAnthropic
 from tests.fakes.server import serve
+from tests.helpers import PNG
+from tests.helpers import SINGLE_ATTEMPT as ISOLATED
 from tests.spec import validate
 
 KEY = "sk-ant-upstream-test"
@@ -21,8 +23,6 @@ UPSTREAM_MODEL = "claude-sonnet-4-20250514"
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
          {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
-ISOLATED = {"SKYLANE_MAX_ATTEMPTS": "1", "SKYLANE_BREAKER_FAILURES": "1000"}
 
 
 @pytest.fixture(scope="module")

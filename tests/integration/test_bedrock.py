@@ -23,9 +23,10 @@ from skylane.providers import bedrock, get_adapter
 from skylane.providers.base import CallContext
 from tests.conftest import make_settings
 from tests.fakes.bedrock_eventstream import FakeBedrock
+from tests.helpers import AWS_ENV as AWS
+from tests.helpers import PNG
 from tests.spec import validate
 
-AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # error cases are deliberate here: keep the circuit breakers (tested elsewhere) out of the way
 NO_BREAKER = {"SKYLANE_BREAKER_FAILURES": "100000"}
 CLAUDE = "bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0"
@@ -33,7 +34,6 @@ NOVA = "bedrock/amazon.nova-pro-v1:0"
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}},
          {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(40))
 
 
 @pytest.fixture(scope="module")

@@ -277,7 +277,7 @@ def test_a_monthly_budget_stops_a_key_and_a_new_month_lifts_it(clocked_gateway, 
     r = chat(gw, key, PRICED)
     err = r.json()["error"]
     assert r.status_code == 402 and err["code"] == "monthly_budget_exceeded"
-    assert "$0.00" in err["message"] or "per month" in err["message"]
+    assert "per month" in err["message"]
     assert "2031-02-01 00:00 UTC" in err["message"] and "2031-01" in err["message"]
     # spend counted per UTC month, in an item keyed by the month
     months = dynamo_tables.limits_items(key.key_id, "month#")

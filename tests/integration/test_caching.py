@@ -17,13 +17,13 @@ from tests.fakes.anthropic_upstream import CACHE_CREATION, CACHE_READ, FakeAnthr
 from tests.fakes.bedrock_eventstream import CACHE_WRITE, FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.server import serve
+from tests.helpers import AWS_ENV as AWS
 from tests.helpers import stream_chat
 
 pytestmark = pytest.mark.integration
 
 ANT_KEY = "sk-ant-upstream-test"
 GEM_KEY = "gemini-upstream-test"
-AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 ANTHROPIC = "anthropic/claude-sonnet-4-5-20250929"
 BEDROCK_CLAUDE = "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 NOVA = "bedrock/amazon.nova-pro-v1:0"

@@ -93,7 +93,7 @@ def test_node_sdk_chat(sdk, stack, provider):
 
 def test_node_sdk_response_headers(sdk):
     r = scenario(sdk, "chatWithResponse")
-    assert r["status"] == 200 and r["requestId"] and float(r["overheadMs"]) >= 0
+    assert r["status"] == 200 and r["requestId"] and 0 < float(r["overheadMs"]) < 5000
     assert r["content"].endswith(": headers")
 
 

@@ -22,6 +22,8 @@ from tests.fakes.bedrock_eventstream import FakeBedrock
 from tests.fakes.embeddings import key_of, tokens_of, vector
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.server import serve
+from tests.helpers import AWS_ENV as AWS
+from tests.helpers import SINGLE_ATTEMPT as ONCE
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +33,6 @@ GEMINI = "gemini/gemini-embedding-001"
 TITAN = "bedrock/amazon.titan-embed-text-v2:0"
 COHERE = "bedrock/cohere.embed-english-v3"
 GEMINI_KEY = "gemini-upstream-test"
-AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
-ONCE = {"SKYLANE_MAX_ATTEMPTS": "1", "SKYLANE_BREAKER_FAILURES": "100000"}
 
 
 def sdk(base: str, key: str = "x") -> openai.OpenAI:

@@ -73,7 +73,7 @@ def check_response(path: str, status: int, content_type: str, body: bytes, stats
         assert status == 200
         stats["stream"] += 1
         events = _sse_events(text)
-        assert events and events[-1] in ("[DONE]",) or "error" in json.loads(events[-1]), events[-3:]
+        assert events and (events[-1] == "[DONE]" or "error" in json.loads(events[-1])), events[-3:]
         for data in events:
             if data == "[DONE]":
                 continue

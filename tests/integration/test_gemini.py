@@ -13,6 +13,7 @@ import pytest
 
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.server import serve
+from tests.helpers import SINGLE_ATTEMPT as ENV
 from tests.helpers import stream_chat
 from tests.spec import validate
 
@@ -23,7 +24,6 @@ TOOLS = [{"type": "function", "function": {"name": "get_weather", "description":
          {"type": "function", "function": {"name": "get_time", "description": "Local time in a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 # one attempt (a fake 429 is not retried) and a breaker that never opens
-ENV = {"SKYLANE_MAX_ATTEMPTS": "1", "SKYLANE_BREAKER_FAILURES": "100000"}
 
 
 @pytest.fixture(scope="module")

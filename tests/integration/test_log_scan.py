@@ -41,6 +41,7 @@ from skylane.cli.keys import create_key, update_key
 from skylane.core.settings import Settings
 from tests.conftest import UPSTREAM_KEY
 from tests.fakes.server import free_port, serve
+from tests.helpers import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LEAKY_KEY = "leakyprovider-" + uuid.uuid4().hex  # matches no key pattern: redacted because it is remembered
@@ -165,11 +166,8 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def wait_for(path: Path, needle: str, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while needle not in path.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"{needle!r} never logged"
-        time.sleep(0.1)
+def wait_logged(path: Path, needle: str, timeout: float = 15) -> None:
+    assert wait_for(lambda: needle in path.read_text(errors="replace"), timeout, 0.1), f"{needle!r} never logged"
 
 
 # ---- the session -------------------------------------------------------------------------------------
@@ -288,7 +286,7 @@ def run_session(base: str, env: dict[str, str], settings: Settings, leaky: Leaky
         for line in r.iter_lines():
             if line.startswith("data: "):
                 break
-    wait_for(log, '"status":499')
+    wait_logged(log, '"status":499')
     deadline = time.monotonic() + 10
     while leaky.cancelled == before and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -371,7 +369,7 @@ def test_content_logging_is_opt_in_and_redacted(tables, fake_openai, leaky, tmp_
                           json={"model": OPENAI_MODEL, "stream": True,
                                 "messages": [{"role": "user", "content": prompt}]}) as resp:
             assert resp.read().decode().rstrip().endswith("data: [DONE]")
-        wait_for(log, '"stream":true')
+        wait_logged(log, '"stream":true')
     out = log.read_text(errors="replace")
     lines = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{") and '"message":"request"' in ln]
     assert len(lines) == 2

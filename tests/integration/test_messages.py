@@ -23,12 +23,12 @@ from tests.fakes.bedrock_messages import FakeBedrockMessages
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import serve
+from tests.helpers import AWS_ENV as AWS
 
 pytestmark = pytest.mark.integration
 
 ANTHROPIC_KEY = "sk-ant-upstream"
 GEMINI_KEY = "gemini-upstream-test"
-AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 NATIVE = "claude-sonnet-4-20250514"  # an alias of anthropic/claude-sonnet-4-20250514
 BEDROCK = "bedrock/us.anthropic.claude-sonnet-4-20250514-v1:0"
 OPENAI = "openai/gpt-5-mini"

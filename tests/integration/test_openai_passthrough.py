@@ -41,7 +41,7 @@ def test_response_conforms_to_spec_and_has_gateway_headers(gateway):
     assert body["choices"][0]["message"]["refusal"] is None
     assert body["choices"][0]["logprobs"] is None
     assert r.headers["x-request-id"] == "trace-123"
-    assert float(r.headers["x-skylane-overhead-ms"]) >= 0
+    assert 0 < float(r.headers["x-skylane-overhead-ms"]) < 5000  # time the gateway itself took
     assert float(r.headers["x-skylane-cost-usd"]) > 0
 
 

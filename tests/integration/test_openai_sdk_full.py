@@ -10,7 +10,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.integration._clients import MODELS, PROVIDERS, TOOLS, greeting, png, two_provider_gateway
+from tests.helpers import png
+from tests.integration._clients import MODELS, PROVIDERS, TOOLS, greeting, two_provider_gateway
 from tests.spec import validate
 
 
@@ -69,7 +70,7 @@ def test_with_raw_response_headers(client, model):
     raw = client.chat.completions.with_raw_response.create(model=model, messages=user("headers"))
     assert raw.http_request.url.path == "/v1/chat/completions"
     assert raw.headers["x-request-id"]
-    assert float(raw.headers["x-skylane-overhead-ms"]) >= 0
+    assert 0 < float(raw.headers["x-skylane-overhead-ms"]) < 5000
     assert raw.parse().choices[0].message.content.endswith(": headers")
 
 
@@ -235,7 +236,7 @@ def test_not_found_error(client):
         client.chat.completions.create(model="nosuch/model", messages=user("x"))
     assert info.value.status_code == 404
     assert info.value.code == "model_not_found"
-    assert info.value.message.endswith("Model not found: nosuch/model") or "nosuch/model" in info.value.message
+    assert info.value.message.endswith("Model not found: nosuch/model")
 
 
 def test_bad_request_error_names_the_param(client, model):
@@ -259,7 +260,7 @@ def test_rate_limit_error(client, model):
         client.chat.completions.create(model=model, messages=user("error:429"))
     assert info.value.status_code == 429
     assert info.value.response.headers["retry-after"] == "1"
-    assert info.value.type == "rate_limit_error" or info.value.code
+    assert info.value.type == "rate_limit_error"
 
 
 def test_upstream_server_error(client, model):

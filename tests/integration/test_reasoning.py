@@ -19,12 +19,12 @@ from tests.fakes.bedrock_eventstream import THINKING_TEXT as BEDROCK_THINKING
 from tests.fakes.bedrock_eventstream import FakeBedrock
 from tests.fakes.gemini_upstream import SKIP, THOUGHT_TEXT, FakeGemini, thought_signature
 from tests.fakes.server import serve
+from tests.helpers import AWS_ENV as AWS
 
 pytestmark = pytest.mark.integration
 
 ANT_KEY = "sk-ant-upstream-test"
 GEM_KEY = "gemini-upstream-test"
-AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
 ANTHROPIC = "anthropic/claude-sonnet-4-5-20250929"  # budget thinking

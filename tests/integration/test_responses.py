@@ -25,9 +25,9 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_eventstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.server import serve
+from tests.helpers import AWS_ENV as AWS
 from tests.spec import validate, validate_response_event
 
-AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 NATIVE = "openai/gpt-4o-mini"
 BRIDGED = ["anthropic/claude-sonnet-4-20250514", "gemini/gemini-2.5-flash",
            "bedrock/anthropic.claude-3-5-sonnet-20241022-v2:0"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
 from typing import Any
 
 import httpx
@@ -23,9 +21,10 @@ from tests.fakes.anthropic_upstream import FakeAnthropic
 from tests.fakes.bedrock_eventstream import FakeBedrock
 from tests.fakes.gemini_upstream import FakeGemini
 from tests.fakes.server import serve
+from tests.helpers import AWS_ENV as AWS
+from tests.helpers import PNG
 from tests.spec import validate
 
-AWS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 MODELS = {
     "openai": "openai/gpt-4o-mini",
     "anthropic": "anthropic/claude-sonnet-4-20250514",
@@ -40,16 +39,6 @@ TOOLS = [
 ]
 
 
-def _png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = b"\x00\xff\x00\x00"  # one red pixel
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-PNG = _png()
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from skylane.providers.anthropic import ADAPTER, FINISH_REASONS, JSON_TOOL, buil
 from skylane.providers.base import CallContext
 from skylane.transport.sse import SSEEvent, decode_sse
 from tests.conftest import make_settings
+from tests.helpers import PNG_B64 as PNG
 from tests.spec import validate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "anthropic"
@@ -32,7 +33,6 @@ MODEL = "anthropic/claude-sonnet-4-20250514"
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
          {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}]
-PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 24).decode()
 
 
 def target(model: str = MODEL):

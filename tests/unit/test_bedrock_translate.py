@@ -26,6 +26,7 @@ from skylane.providers import get_adapter
 from skylane.providers.base import CallContext, Media
 from skylane.providers.bedrock import BedrockStream, build_converse, map_exception, parse_converse
 from tests.fakes.bedrock_eventstream import encode_frame, event_frame, exception_frame
+from tests.helpers import PNG
 
 SETTINGS = Settings.from_env({"SKYLANE_AUTH": "disabled", "AWS_REGION": "us-east-1"})
 CATALOG = load_catalog(SETTINGS)
@@ -35,7 +36,6 @@ LLAMA = "bedrock/meta.llama3-1-70b-instruct-v1:0"
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}},
          {"type": "function", "function": {"name": "get.time"}}]
-PNG = b"\x89PNG\r\n\x1a\n1234"
 ADAPTER = get_adapter("bedrock")
 
 

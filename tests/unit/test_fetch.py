@@ -28,9 +28,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from skylane.core.errors import InvalidRequest
 from skylane.core.settings import Settings
 from skylane.transport.fetch import _fetch, address_refusal, fetch_media, literal_host_refusal
+from tests.helpers import PNG
 
 PUBLIC_IP = "93.184.216.34"  # stands for "some public host"; never contacted (the transport redirects)
-PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
 
 
 def settings(**env: str) -> Settings:

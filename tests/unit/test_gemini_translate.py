@@ -25,10 +25,10 @@ from skylane.providers.base import CallContext, Media
 from skylane.providers.gemini import ADAPTER, FINISH_REASONS, GeminiStream, build_body, gemini_usage
 from skylane.transport.sse import SSEEvent, decode_sse
 from tests.conftest import make_settings
+from tests.helpers import PNG_B64 as PNG
 from tests.spec import validate
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "gemini"
-PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 24).decode()
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
                          "additionalProperties": False}}},
