@@ -28,8 +28,10 @@ class _Server(uvicorn.Server):
 def serve(app: Any, port: int | None = None) -> Iterator[str]:
     """Serve `app` on 127.0.0.1; yields the base URL (no trailing slash)."""
     port = port or free_port()
+    # keep-alive as the completions function runs it (run.sh: 120 s): with uvicorn's default of 5 s, a
+    # client reusing a connection the server is just closing sees a broken connection under load
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", access_log=False,
-                            lifespan="auto", timeout_graceful_shutdown=1)
+                            lifespan="auto", timeout_graceful_shutdown=1, timeout_keep_alive=120)
     server = _Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
