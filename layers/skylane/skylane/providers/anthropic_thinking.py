@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import InvalidRequest
-from skylane.providers.reasoning import budget, details_of, effort, thinking_from_id
+from skylane.providers.reasoning import blocks_from_details, budget, effort, thinking_from_id
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -99,9 +99,9 @@ def _block(item: dict[str, Any]) -> dict[str, Any] | None:
 
 def assistant_thinking(msg: Any) -> list[dict[str, Any]]:
     """The thinking blocks to send back at the front of an assistant turn."""
-    items = details_of(msg, FORMAT)
-    if items:
-        return [b for it in sorted(items, key=lambda d: int(d.get("index") or 0)) if (b := _block(it))]
+    blocks = blocks_from_details(msg, FORMAT, _block)
+    if blocks:
+        return blocks
     for call in getattr(msg, "tool_calls", None) or ():
         blocks = thinking_from_id(call.id)
         if blocks:

@@ -34,7 +34,13 @@ from typing import TYPE_CHECKING, Any
 from skylane.core.errors import SkylaneError
 from skylane.providers.anthropic_native import bedrock_native_for
 from skylane.providers.anthropic_thinking import thinking_fields
-from skylane.providers.reasoning import cache_mark, details_of, effort, thinking_from_id, thinking_to_id
+from skylane.providers.reasoning import (
+    blocks_from_details,
+    cache_mark,
+    effort,
+    thinking_from_id,
+    thinking_to_id,
+)
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -154,9 +160,9 @@ def _block(item: dict[str, Any]) -> dict[str, Any] | None:
 
 def reasoning_blocks(msg: Any) -> list[dict[str, Any]]:
     """The reasoningContent blocks to send back at the front of an assistant turn."""
-    items = details_of(msg, FORMAT)
-    if items:
-        return [b for it in sorted(items, key=lambda d: int(d.get("index") or 0)) if (b := _block(it))]
+    blocks = blocks_from_details(msg, FORMAT, _block)
+    if blocks:
+        return blocks
     for call in getattr(msg, "tool_calls", None) or ():
         blocks = thinking_from_id(call.id)
         if blocks:

@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import InvalidRequest, UnsupportedParameter
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from skylane.core.catalog import Target
     from skylane.core.request import ChatRequest
 
-__all__ = ["LEVELS", "budget", "cache_mark", "details_of", "effort", "join_id", "split_id", "thinking_from_id"]
+__all__ = ["LEVELS", "blocks_from_details", "budget", "cache_mark", "details_of", "effort", "join_id", "split_id",
+           "thinking_from_id"]
 
 LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 _DEFAULT_LEVELS = ("low", "medium", "high")
@@ -162,6 +163,13 @@ def details_of(msg: Any, fmt: str) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         return []
     return [d for d in items if isinstance(d, dict) and d.get("format") == fmt]
+
+
+def blocks_from_details(msg: Any, fmt: str, to_block: Callable[[dict[str, Any]], dict[str, Any] | None]) -> list[
+        dict[str, Any]]:
+    """The provider blocks of a history message's `reasoning_details` in `fmt`, in their order."""
+    items = details_of(msg, fmt)
+    return [b for it in sorted(items, key=lambda d: int(d.get("index") or 0)) if (b := to_block(it))]
 
 
 def cache_mark(obj: Any) -> dict[str, Any] | None:
