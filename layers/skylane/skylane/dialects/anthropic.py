@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 from skylane.core.errors import SkylaneError
 from skylane.core.request import ChatRequest
 from skylane.core.settings import Settings
-from skylane.dialects.anthropic_parse import parse_messages
-from skylane.dialects.anthropic_render import MessagesStream, error_body, error_status, render_message
 from skylane.dialects.base import CallView, Dialect, StreamRenderer
 
 if TYPE_CHECKING:
@@ -23,14 +21,20 @@ __all__ = ["MESSAGES", "MessagesDialect"]
 
 
 class MessagesDialect(Dialect):
+    """The request and rendering modules are imported on first use, not at start-up (cold start)."""
+
     name = "anthropic"
 
     def parse(self, body: bytes, settings: Settings) -> ChatRequest:
-        return parse_messages(body, settings.default_model)
+        from skylane.dialects import anthropic_parse as _parse
+
+        return _parse.parse_messages(body, settings.default_model)
 
     def parse_count(self, body: bytes, settings: Settings) -> ChatRequest:
         """A count_tokens body (a Messages body without max_tokens)."""
-        return parse_messages(body, settings.default_model, count_only=True)
+        from skylane.dialects import anthropic_parse as _parse
+
+        return _parse.parse_messages(body, settings.default_model, count_only=True)
 
     async def prepare(self, call: Call, native: bool) -> None:
         """`thinking` is the client's preference (Claude Code always asks): for a translated target
@@ -47,16 +51,24 @@ class MessagesDialect(Dialect):
             req.raw.pop("reasoning_effort", None)
 
     def answer(self, resp: dict[str, Any], view: CallView) -> dict[str, Any]:
-        return render_message(resp, view)
+        from skylane.dialects import anthropic_render as _render
+
+        return _render.render_message(resp, view)
 
     def stream(self, view: CallView) -> StreamRenderer:
-        return MessagesStream(view)
+        from skylane.dialects import anthropic_render as _render
+
+        return _render.MessagesStream(view)
 
     def error_body(self, err: SkylaneError) -> dict[str, Any]:
-        return error_body(err)
+        from skylane.dialects import anthropic_render as _render
+
+        return _render.error_body(err)
 
     def error_status(self, err: SkylaneError) -> int:
-        return error_status(err)
+        from skylane.dialects import anthropic_render as _render
+
+        return _render.error_status(err)
 
 
 MESSAGES = MessagesDialect()

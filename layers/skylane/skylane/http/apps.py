@@ -17,14 +17,12 @@ from starlette.responses import Response
 
 from skylane.core.settings import Settings
 from skylane.http.account import add_account_routes
-from skylane.http.admin import add_admin_routes
 from skylane.http.common import install_common
 from skylane.http.fastpath import SkylaneAPI
 from skylane.http.models import add_model_routes
 from skylane.http.openapi import install_openapi
 from skylane.http.responses import add_responses_routes
 from skylane.http.routes import add_completion_routes
-from skylane.http.static import add_console_routes
 from skylane.pipeline.respond import JSONBytes
 from skylane.pipeline.state import AppState
 from skylane.transport.http import aclose_client
@@ -61,12 +59,21 @@ def create_completions_app(settings: Settings | None = None, state: AppState | N
     return app
 
 
+def _add_console(app: FastAPI) -> None:
+    """The operator console and its admin API (buffered, no streaming). Imported here, not at module
+    level: the completions function never serves them, and its cold start does not pay for them."""
+    from skylane.http.admin import add_admin_routes
+    from skylane.http.static import add_console_routes
+
+    add_admin_routes(app)
+    add_console_routes(app)
+
+
 def create_models_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
     app, _ = _base("Skylane models", state, settings)
     add_model_routes(app)
     add_account_routes(app)
-    add_admin_routes(app)  # the operator console and its API (buffered, no streaming)
-    add_console_routes(app)
+    _add_console(app)
     return app
 
 
@@ -77,6 +84,5 @@ def create_app(settings: Settings | None = None, state: AppState | None = None) 
     add_responses_routes(app)
     add_model_routes(app)
     add_account_routes(app)
-    add_admin_routes(app)
-    add_console_routes(app)
+    _add_console(app)
     return app
