@@ -64,7 +64,7 @@ from skylane.providers.base import (
     tool_names,
 )
 from skylane.providers.reasoning import thinking_to_id
-from skylane.transport.sse import SSEEvent
+from skylane.transport.sse import SSEEvent, decode_json
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -203,7 +203,7 @@ class AnthropicStream(StreamTranslator):
 
     def feed(self, event: SSEEvent) -> list[dict[str, Any]]:
         try:
-            obj = json.loads(event.data)
+            obj = decode_json(event.data)
         except ValueError:
             raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.",
                                 provider=self.provider) from None

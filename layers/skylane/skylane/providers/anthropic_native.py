@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from skylane.core.errors import UpstreamError
 from skylane.providers.base import CallContext, StreamTranslator, UpstreamRequest
 from skylane.transport.bedrock import INVOKE_MESSAGES
-from skylane.transport.sse import SSEEvent
+from skylane.transport.sse import SSEEvent, decode_json
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -64,7 +64,7 @@ class AnthropicRelay(StreamTranslator):
 
     def relay(self, name: str, data: str) -> list[Any]:
         try:
-            obj = json.loads(data)
+            obj = decode_json(data)
         except ValueError:
             raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.",
                                 provider=self.provider) from None

@@ -68,7 +68,7 @@ from skylane.providers.base import (
 )
 from skylane.providers.gemini_request import FORMAT, _thinking, build_body
 from skylane.providers.reasoning import signature_to_id
-from skylane.transport.sse import SSEEvent
+from skylane.transport.sse import SSEEvent, decode_json
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -223,7 +223,7 @@ class GeminiStream(StreamTranslator):
 
     def feed(self, event: SSEEvent) -> list[dict[str, Any]]:
         try:
-            data = json.loads(event.data)
+            data = decode_json(event.data)
         except ValueError:
             data = None
         if not isinstance(data, dict):

@@ -8,7 +8,6 @@ finish_reason present, role on the first delta).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from skylane.providers.base import (
     error_message,
     parse_retry_after,
 )
-from skylane.transport.sse import SSEEvent
+from skylane.transport.sse import SSEEvent, decode_json
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -52,7 +51,7 @@ class OpenAIStream(StreamTranslator):
             self.done = True
             return []
         try:
-            obj = json.loads(data)
+            obj = decode_json(data)
         except ValueError:
             raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.",
                                 provider=self.provider) from None

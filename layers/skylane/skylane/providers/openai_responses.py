@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import UpstreamError
 from skylane.providers.base import CallContext, StreamTranslator, UpstreamRequest
-from skylane.transport.sse import SSEEvent
+from skylane.transport.sse import SSEEvent, decode_json
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -68,7 +68,7 @@ class ResponsesRelay(StreamTranslator):
             self.done = True
             return []
         try:
-            obj = json.loads(event.data)
+            obj = decode_json(event.data)
         except ValueError:
             raise UpstreamError(f"Provider '{self.provider}' sent a malformed stream event.",
                                 provider=self.provider) from None
