@@ -137,6 +137,9 @@ def test_retry_then_success_streaming(make_gateway, fake):
     text = "".join(c.choices[0].delta.content or "" for c in sdk(gw).chat.completions.create(
         model="faulty/seq-r2", messages=USER, stream=True) if c.choices)
     assert text == "Hello from fake-faulty: hi"
+    # the fake records an outcome once it has written the whole answer, which may be just after the
+    # gateway passed it on: wait for the record, then check it
+    fake.wait_for(lambda: "pending" not in [r.outcome for r in fake.served("seq-r2")])
     assert [r.outcome for r in fake.served("seq-r2")] == ["drop", "garbage", "ok"]
 
 
@@ -376,6 +379,9 @@ def test_first_token_means_content_not_the_role_chunk(make_gateway, fake):
     text = "".join(c.choices[0].delta.content or "" for c in sdk(gw).chat.completions.create(
         model="faulty/seq-st0", messages=USER, stream=True) if c.choices)
     assert text == "Hello from fake-faulty: hi"
+    # the fake records an outcome once it has written the whole answer, which may be just after the
+    # gateway passed it on: wait for the record, then check it
+    fake.wait_for(lambda: "pending" not in [r.outcome for r in fake.served("seq-st0")])
     assert [r.outcome for r in fake.served("seq-st0")] == ["stall", "ok"]
 
 
@@ -539,6 +545,9 @@ def test_provider_refusing_the_gateway_key_falls_back_without_retrying(make_gate
                                                             extra_body={"models": ["backup/ok"]})
     assert raw.parse().model == "backup/ok"
     assert attempts(raw) == ["faulty/ok;502", "backup/ok;ok"]
+    # the fake records an outcome once it has written the whole answer, which may be just after the
+    # gateway passed it on: wait for the record, then check it
+    fake.wait_for(lambda: "pending" not in [r.outcome for r in fake.served("ok")])
     assert [r.outcome for r in fake.served("ok")] == ["error:401", "ok"]  # one refusal, not three
     # without a fallback the client gets a clean 502 that does not echo the key
     r = post(gw, {"model": "faulty/ok", "messages": USER})
