@@ -490,6 +490,7 @@ def test_cut_before_any_content_is_retried(make_gateway, fake):
     fake.program("c0", ["cut-0"])  # only the role chunk went out: nothing reached the client
     r, events = sse(gw, {"model": "faulty/seq-c0", "messages": USER})
     assert events[-1] == "[DONE]"
+    fake.wait_for(lambda: "pending" not in [x.outcome for x in fake.served("seq-c0")])
     assert [x.outcome for x in fake.served("seq-c0")] == ["cut", "ok"]
 
 
