@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +29,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 KEY = "sk-agent-test-key"
 PROMPT = "What is the secret word in notes.txt? Read the file and answer with the word."
 _KEY_HEADERS = ("x-api-key", "authorization")
-
-
-@pytest.fixture
-def secret_file(tmp_path: Path) -> tuple[Path, str]:
-    word = "secret-" + secrets.token_hex(6)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    path = workdir / "notes.txt"
-    path.write_text(f"Some notes.\nThe secret word is {word}\nEnd of notes.\n")
-    return path, word
 
 
 def _fixture_record(rec: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ reports the word; the ledger shows both model calls with their tokens and cost.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,16 +22,6 @@ pytestmark = pytest.mark.integration
 
 PROMPT = "What is the secret word in notes.txt? Read the file and answer with the word."
 UPSTREAM = "sk-upstream-claude-code"
-
-
-@pytest.fixture
-def secret_file(tmp_path: Path) -> tuple[Path, str]:
-    word = "secret-" + secrets.token_hex(6)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    path = workdir / "notes.txt"
-    path.write_text(f"Some notes.\nThe secret word is {word}\nEnd of notes.\n")
-    return path, word
 
 
 def _n(item: dict[str, Any], attr: str) -> int:

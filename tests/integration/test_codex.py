@@ -10,7 +10,6 @@ the fakes script a shell call (`cat notes.txt`) and then an answer quoting the s
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,16 +23,6 @@ from tests.fakes.server import serve
 from tests.integration.conftest_dynamo import NewKey
 
 PROMPT = "What is the secret word in notes.txt? Read the file and answer with the word."
-
-
-@pytest.fixture
-def secret_file(tmp_path: Path) -> tuple[Path, str]:
-    word = "secret-" + secrets.token_hex(6)
-    workdir = tmp_path / "work"
-    workdir.mkdir()
-    path = workdir / "notes.txt"
-    path.write_text(f"Some notes.\nThe secret word is {word}\nEnd of notes.\n")
-    return path, word
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from skylane.core.errors import InvalidRequest
-from skylane.providers.reasoning import blocks_from_details, budget, effort, thinking_from_id
+from skylane.providers.reasoning import blocks_from_details, budget, effort, thinking_from_calls
 
 if TYPE_CHECKING:
     from skylane.core.catalog import Target
@@ -99,14 +99,7 @@ def _block(item: dict[str, Any]) -> dict[str, Any] | None:
 
 def assistant_thinking(msg: Any) -> list[dict[str, Any]]:
     """The thinking blocks to send back at the front of an assistant turn."""
-    blocks = blocks_from_details(msg, FORMAT, _block)
-    if blocks:
-        return blocks
-    for call in getattr(msg, "tool_calls", None) or ():
-        blocks = thinking_from_id(call.id)
-        if blocks:
-            return blocks
-    return []
+    return blocks_from_details(msg, FORMAT, _block) or thinking_from_calls(msg)
 
 
 def detail_of(block: dict[str, Any], index: int) -> dict[str, Any] | None:

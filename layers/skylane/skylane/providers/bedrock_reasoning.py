@@ -38,7 +38,7 @@ from skylane.providers.reasoning import (
     blocks_from_details,
     cache_mark,
     effort,
-    thinking_from_id,
+    thinking_from_calls,
     thinking_to_id,
 )
 
@@ -163,17 +163,13 @@ def reasoning_blocks(msg: Any) -> list[dict[str, Any]]:
     blocks = blocks_from_details(msg, FORMAT, _block)
     if blocks:
         return blocks
-    for call in getattr(msg, "tool_calls", None) or ():
-        blocks = thinking_from_id(call.id)
-        if blocks:
-            out = []
-            for b in blocks:
-                item = ({"type": "reasoning.text", "text": b.get("thinking"), "signature": b.get("signature")}
-                        if b["type"] == "thinking" else {"type": "reasoning.encrypted", "data": b.get("data")})
-                if (block := _block(item)) is not None:
-                    out.append(block)
-            return out
-    return []
+    out = []
+    for b in thinking_from_calls(msg):  # the id carries Anthropic-shaped blocks: back to Converse's
+        item = ({"type": "reasoning.text", "text": b.get("thinking"), "signature": b.get("signature")}
+                if b["type"] == "thinking" else {"type": "reasoning.encrypted", "data": b.get("data")})
+        if (block := _block(item)) is not None:
+            out.append(block)
+    return out
 
 
 def shows_reasoning(req: ChatRequest, target: Target) -> bool:

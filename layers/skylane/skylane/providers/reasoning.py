@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from skylane.core.request import ChatRequest
 
 __all__ = ["LEVELS", "blocks_from_details", "budget", "cache_mark", "details_of", "effort", "join_id", "split_id",
-           "thinking_from_id"]
+           "thinking_from_calls", "thinking_from_id"]
 
 LEVELS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
 _DEFAULT_LEVELS = ("low", "medium", "high")
@@ -134,6 +134,16 @@ def thinking_from_id(call_id: str) -> list[dict[str, Any]]:
         return []
     return [b for b in blocks if isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking")] \
         if isinstance(blocks, list) else []
+
+
+def thinking_from_calls(msg: Any) -> list[dict[str, Any]]:
+    """The thinking blocks encoded in the first of a history message's tool-call ids that has them
+    (for clients that keep only the id); [] when none does."""
+    for call in getattr(msg, "tool_calls", None) or ():
+        blocks = thinking_from_id(call.id)
+        if blocks:
+            return blocks
+    return []
 
 
 def signature_to_id(base: str, signature: str) -> str:
