@@ -291,3 +291,16 @@ def test_usage_and_cost_in_the_ledger(auth_gateway, make_key, dynamo_tables, fak
     row = rows[0]
     assert n(row, "requests") == 1 and n(row, "prompt_tokens") == tokens and n(row, "completion_tokens") == 0
     assert n(row, "cost_micros") == round(tokens * 0.02)
+
+
+def test_integral_float_dimensions_reach_the_provider_as_integers(gw_all, fake_openai):
+    """318.0 is accepted as the integer it is (as for every integer field) and sent upstream as 318."""
+    import httpx
+
+    fake = fake_openai[0]
+    r = httpx.post(gw_all + "/v1/embeddings", json={"model": SMALL, "input": "alpha", "dimensions": 318.0,
+                                                    "encoding_format": "float"})
+    assert r.status_code == 200, r.text
+    sent = fake.embedding_requests[-1]["body"]["dimensions"]
+    assert sent == 318 and isinstance(sent, int)
+    assert r.json()["data"][0]["embedding"] == vector("alpha", 318)

@@ -160,3 +160,11 @@ def test_default_model_used_when_missing(gateway_factory, fake_openai):
                            SKYLANE_DEFAULT_MODEL="openai/gpt-4o-mini")
     r = httpx.post(base + "/v1/chat/completions", json={"messages": [{"role": "user", "content": "d"}]})
     assert r.status_code == 200 and r.json()["model"] == "openai/gpt-4o-mini"
+
+
+def test_integral_float_integers_reach_the_provider_as_integers(gateway, fake_openai):
+    r = httpx.post(gateway + "/v1/chat/completions", json={"model": "openai/gpt-4o-mini", "max_tokens": 50.0,
+                                                           "messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 200, r.text
+    sent = fake_openai[0].requests[-1]["body"]["max_tokens"]
+    assert sent == 50 and isinstance(sent, int)

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError
 
 from skylane.core.errors import InvalidRequest
-from skylane.core.request import ChatRequest, Int, Message
+from skylane.core.request import ChatRequest, Int, Message, integral_fields
 
 __all__ = ["MAX_INPUTS", "EmbeddingRequest", "Item", "parse_embedding_request"]
 
@@ -102,5 +102,5 @@ def parse_embedding_request(body: bytes | str, default_model: str | None = None)
                              code="invalid_value")
     if any(isinstance(i, str) and not i for i in items):
         raise InvalidRequest("'input' cannot contain an empty string.", param="input", code="invalid_value")
-    req._raw = data
+    req._raw = integral_fields(data, req)
     return req

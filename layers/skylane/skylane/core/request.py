@@ -33,6 +33,7 @@ __all__ = [
     "ToolMessage",
     "UserMessage",
     "VideoPart",
+    "integral_fields",
     "parse_request",
 ]
 
@@ -444,5 +445,12 @@ def parse_request(body: bytes | str | dict[str, Any], default_model: str | None 
         req = _request_adapter.validate_python(data)
     except ValidationError as exc:
         raise _validation_error(exc) from None
-    req._raw = data
+    req._raw = integral_fields(data, req)
     return req
+
+
+def integral_fields(data: dict[str, Any], req: BaseModel) -> dict[str, Any]:
+    """The body as it goes upstream, with the integers the gateway accepted as integral floats (`318.0`)
+    written as integers: a provider that is strict about them sees what the gateway validated."""
+    fixed = {k: int(v) for k, v in data.items() if isinstance(v, float) and type(getattr(req, k, None)) is int}
+    return {**data, **fixed} if fixed else data
