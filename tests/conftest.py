@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,15 +59,17 @@ def gateway(gateway_factory: Callable[..., str], fake_openai: tuple[FakeOpenAI, 
 
 
 class LogLines(logging.Handler):
-    """The gateway's per-request log lines (observe.log_request), as dicts."""
+    """The gateway's log lines of one kind, as dicts: "request" (observe.log_request, one per call) by
+    default, or e.g. "admin" (one per admin API call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, message: str = "request") -> None:
         super().__init__(logging.INFO)
+        self.message = message
         self.lines: list[dict[str, Any]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict) and record.getMessage() == "request":
+        if isinstance(fields, dict) and record.getMessage() == self.message:
             self.lines.append(dict(fields))
 
     def wait(self, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -77,15 +79,22 @@ class LogLines(logging.Handler):
         return self.lines
 
 
-@pytest.fixture
-def logs() -> Iterator[LogLines]:
-    handler = LogLines()
+@contextmanager
+def captured(message: str = "request") -> Iterator[LogLines]:
+    """The gateway's log lines of one kind while inside."""
+    handler = LogLines(message)
     logger = logging.getLogger("skylane")
     logger.addHandler(handler)
     try:
         yield handler
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.fixture
+def logs() -> Iterator[LogLines]:
+    with captured() as handler:
+        yield handler
 
 
 def last_request(fake: Any) -> dict[str, Any]:

@@ -3,42 +3,25 @@ aggregates written by real traffic (errors included), and a month of 1,000 keys 
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import openai
 import pytest
 
 from skylane.accounts.usage_agg import SHARDS, day_pk, shard
+from tests.conftest import LogLines, captured
 from tests.integration.conftest_dynamo import NewKey, Tables
 from tests.integration.console_seed import seed_usage
 
 USER = [{"role": "user", "content": "hi"}]
 
 
-class AdminLines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields = getattr(record, "fields", None)
-        if record.getMessage() == "admin" and isinstance(fields, dict):
-            self.lines.append(dict(fields))
-
-
 @pytest.fixture
-def admin_logs() -> Iterator[AdminLines]:
-    handler = AdminLines()
-    logger = logging.getLogger("skylane")
-    logger.addHandler(handler)
-    try:
+def admin_logs() -> Iterator[LogLines]:
+    with captured("admin") as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -46,7 +29,7 @@ def bearer(key: str) -> dict[str, str]:
 
 
 def test_access(auth_gateway: Callable[..., str], gateway: str, make_key: Callable[..., NewKey],
-                admin_logs: AdminLines) -> None:
+                admin_logs: LogLines) -> None:
     base = auth_gateway(SKYLANE_LOG_LEVEL="INFO")
     admin = make_key("ops", admin=True)
     plain = make_key("app")
@@ -72,7 +55,7 @@ def test_access(auth_gateway: Callable[..., str], gateway: str, make_key: Callab
 
 
 def test_key_changes(auth_gateway: Callable[..., str], make_key: Callable[..., NewKey], dynamo_tables: Tables,
-                     admin_logs: AdminLines) -> None:
+                     admin_logs: LogLines) -> None:
     base = auth_gateway(SKYLANE_LOG_LEVEL="INFO", SKYLANE_AUTH_CACHE_TTL="30")
     admin = make_key("ops", admin=True)
     with httpx.Client(base_url=base, headers=admin.headers) as http:

@@ -112,7 +112,13 @@ def test_fuzz_operation(api_schema: Any, fake_openai: Any, method: str, path: st
             if stream:
                 case.body["stream"] = True
         response = case.call(timeout=30)
-        case.validate_response(response)  # schemathesis's checks, all of them
+        if response.status_code == 413:
+            # a generated body over SKYLANE_MAX_BODY_BYTES (6 MB, the function URL's limit) is refused
+            # before it is parsed, whatever else is wrong with it: that, exactly, is what is checked here
+            assert len(response.request.body or b"") > 6 * 1024 * 1024
+            assert response.json()["error"]["code"] == "request_too_large"
+        else:
+            case.validate_response(response)  # schemathesis's checks, all of them
         check_response(path, response.status_code, response.headers.get("content-type", [""])[0],
                        response.content, stats)
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError
 
 from skylane.core.errors import InvalidRequest
-from skylane.core.request import ChatRequest, Int, Message, integral_fields
+from skylane.core.request import ChatRequest, Int, Message, integral_fields, with_model
 
 __all__ = ["MAX_INPUTS", "EmbeddingRequest", "Item", "parse_embedding_request"]
 
@@ -72,13 +72,7 @@ def parse_embedding_request(body: bytes | str, default_model: str | None = None)
                              code="invalid_json") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    model = data.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidRequest("Invalid value for 'model': expected a string.", param="model", code="invalid_value")
-    if not model:
-        if not default_model:
-            raise InvalidRequest("You must specify a model to call", param="model", code="missing_model")
-        data = {**data, "model": default_model}
+    data = with_model(data, default_model)
     if "input" not in data:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input", code="missing_required")
     if "messages" in data:

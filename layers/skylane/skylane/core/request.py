@@ -35,6 +35,7 @@ __all__ = [
     "VideoPart",
     "integral_fields",
     "parse_request",
+    "with_model",
 ]
 
 MAX_MESSAGES = 4096
@@ -425,13 +426,7 @@ def parse_request(body: bytes | str | dict[str, Any], default_model: str | None 
         raise InvalidRequest(
             f"The request body is nested too deeply (more than {MAX_JSON_DEPTH} levels).", code="invalid_json"
         )
-    model = data.get("model")
-    if model is not None and not isinstance(model, str):
-        raise InvalidRequest("Invalid value for 'model': expected a string.", param="model", code="invalid_value")
-    if not model:
-        if not default_model:
-            raise InvalidRequest("You must specify a model to call", param="model", code="missing_model")
-        data = {**data, "model": default_model}
+    data = with_model(data, default_model)
     messages = data.get("messages")
     if messages is None:
         raise InvalidRequest("Missing required parameter: 'messages'.", param="messages", code="missing_required")
@@ -447,6 +442,18 @@ def parse_request(body: bytes | str | dict[str, Any], default_model: str | None 
         raise _validation_error(exc) from None
     req._raw = integral_fields(data, req)
     return req
+
+
+def with_model(data: dict[str, Any], default_model: str | None) -> dict[str, Any]:
+    """The body with its model: the one it names, else the gateway's default; a 400 when neither."""
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequest("Invalid value for 'model': expected a string.", param="model", code="invalid_value")
+    if model:
+        return data
+    if not default_model:
+        raise InvalidRequest("You must specify a model to call", param="model", code="missing_model")
+    return {**data, "model": default_model}
 
 
 def integral_fields(data: dict[str, Any], req: BaseModel) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from skylane.core.errors import InvalidRequest
-from skylane.core.request import ChatRequest, parse_request
+from skylane.core.request import ChatRequest, parse_request, with_model
 
 __all__ = ["DROPPED_TOOLS", "decode_reasoning", "encode_reasoning", "load_body", "parse", "to_chat"]
 
@@ -279,10 +279,7 @@ def parse(data: dict[str, Any], default_model: str | None) -> ChatRequest:
         if data.get(name):
             raise InvalidRequest(f"'{name}' is not supported by this gateway.", param=name,
                                  code="unsupported_parameter")
-    if not data.get("model"):
-        if not default_model:
-            raise InvalidRequest("You must specify a model to call", param="model", code="missing_model")
-        data["model"] = default_model
+    data["model"] = with_model(data, default_model)["model"]  # in place: the wire body carries it too
     for name, kind in (("store", bool), ("stream", bool), ("previous_response_id", str), ("include", list)):
         if data.get(name) is not None and not isinstance(data[name], kind):
             raise InvalidRequest(f"Invalid type for '{name}'.", param=name, code="invalid_type")
