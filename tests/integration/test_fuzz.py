@@ -137,7 +137,12 @@ def test_fuzz_operation(api_schema: Any, fake_openai: Any, method: str, path: st
 
 def run_schemathesis_cli(base: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`schemathesis run` with every phase (examples, coverage, fuzzing, stateful) and every check
-    (unsupported methods and their Allow header, missing auth, ...). Its caches go to `cwd`."""
+    (unsupported methods and their Allow header, missing auth, ...). Its caches go to `cwd`, and so does
+    its config: a body it makes invalid may also be over the 6 MB cap, and then 413 is the right refusal
+    (the default list of statuses that count as a rejection lacks it)."""
+    statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5XX"]
+    (cwd / "schemathesis.toml").write_text(
+        "[checks.negative_data_rejection]\nexpected-statuses = [" + ", ".join(f'"{s}"' for s in statuses) + "]\n")
     exe = Path(sys.executable).with_name("schemathesis")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-c", "from schemathesis.cli import schemathesis; "
                                            "schemathesis()"]

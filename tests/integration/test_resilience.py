@@ -556,7 +556,7 @@ def test_provider_refusing_the_gateway_key_falls_back_without_retrying(make_gate
     assert "sk-wrong" not in r.text
 
 
-# ---- the same errors whichever HTTP transport carries the call (aiohttp by default, httpcore) -----
+# ---- the same errors whichever HTTP client carries the call (transport/h1.py by default, httpx) -----
 
 
 def _closed_port() -> int:
@@ -567,7 +567,7 @@ def _closed_port() -> int:
     return port
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "httpx"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_connection_refused_is_503_on_both_transports(make_gateway, transport, stream):
     gw = make_gateway(DEAD_API_KEY=KEY, DEAD_BASE_URL=f"http://127.0.0.1:{_closed_port()}/v1",
@@ -613,7 +613,7 @@ def plain_http_port() -> Iterator[int]:
         srv.close()
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "httpx"])
 def test_tls_failure_is_503_on_both_transports(make_gateway, plain_http_port, transport):
     # https to a plain-HTTP server: the TLS handshake fails ("wrong version number")
     gw = make_gateway(DEAD_API_KEY=KEY, DEAD_BASE_URL=f"https://127.0.0.1:{plain_http_port}/v1",
@@ -623,7 +623,7 @@ def test_tls_failure_is_503_on_both_transports(make_gateway, plain_http_port, tr
     assert r.json()["error"]["message"] == "Could not connect to provider 'dead'."
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "httpx"])
 def test_connect_timeout_is_504_on_both_transports(make_gateway, unconnectable, transport):
     gw = make_gateway(DEAD_API_KEY=KEY, DEAD_BASE_URL=f"http://127.0.0.1:{unconnectable}/v1",
                       SKYLANE_CONNECT_TIMEOUT="0.3", SKYLANE_MAX_ATTEMPTS="1", SKYLANE_HTTP_TRANSPORT=transport)
@@ -632,7 +632,7 @@ def test_connect_timeout_is_504_on_both_transports(make_gateway, unconnectable, 
     assert "Could not connect to provider 'dead' within 0.3 s" in r.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", ["h1", "httpx"])
 def test_idle_timeout_mid_stream_on_both_transports(make_gateway, transport):
     gw = make_gateway(SKYLANE_IDLE_TIMEOUT="0.3", SKYLANE_HTTP_TRANSPORT=transport)
     r, events = stream_chat(gw, {"model": "faulty/stall-2", "messages": USER})

@@ -7,14 +7,15 @@ wire formats the gateway speaks); every dialect renders them in its own format.
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
+
+from skylane.core.ids import hex_id
 
 __all__ = ["chunk", "completion", "completion_id", "message", "usage"]
 
 
 def completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+    return "chatcmpl-" + hex_id()
 
 
 def usage(

@@ -327,15 +327,19 @@ _request_adapter: TypeAdapter[ChatRequest] = TypeAdapter(ChatRequest)
 
 
 def _depth_ok(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return False
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+    """Whether nothing in `value` is nested deeper than `limit` (the top level is 0): walked a level at
+    a time, containers only."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if isinstance(item, dict) else item
+            if children and depth >= limit:
+                return False
+            below.extend(v for v in children if isinstance(v, dict | list))
+        level = below
+        depth += 1
     return True
 
 

@@ -35,6 +35,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     return int(_float(env, name, default))
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset); anything else refuses to start, naming the setting."""
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     env: Mapping[str, str] = field(repr=False)
@@ -66,7 +76,7 @@ class Settings:
     image_fetch_timeout: float
     image_fetch_allow_http: bool
     settle_inline: bool
-    http_transport: str = "aiohttp"  # aiohttp (httpx-aiohttp) | httpx (httpcore)
+    http_transport: str = "h1"  # h1 (transport/h1.py) | httpx (httpcore)
     allow_unpriced: bool = False  # keys with credits or a monthly budget may use unpriced models
     responses_table: str = "skylane-responses"  # stored Responses API responses (store: true)
     responses_ttl_days: float = 30.0
@@ -109,7 +119,7 @@ class Settings:
             image_fetch_allow_http=_bool(e.get("SKYLANE_IMAGE_ALLOW_HTTP"), False),
             # on Lambda the instance may freeze once the response is sent: settle before it
             settle_inline=_bool(e.get("SKYLANE_SETTLE_INLINE"), bool(e.get("AWS_LAMBDA_FUNCTION_NAME"))),
-            http_transport="httpx" if (e.get("SKYLANE_HTTP_TRANSPORT") or "").lower() == "httpx" else "aiohttp",
+            http_transport=_choice(e, "SKYLANE_HTTP_TRANSPORT", ("h1", "httpx")),
             allow_unpriced=_bool(e.get("SKYLANE_ALLOW_UNPRICED"), False),
             responses_table=e.get("SKYLANE_RESPONSES_TABLE", "skylane-responses"),
             responses_ttl_days=_float(e, "SKYLANE_RESPONSES_TTL_DAYS", 30.0),

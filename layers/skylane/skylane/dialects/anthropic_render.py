@@ -29,10 +29,10 @@ another (every provider the gateway speaks does); a fragment for a closed call i
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from skylane.core.errors import SkylaneError
+from skylane.core.ids import hex_id
 from skylane.core.tokens import estimate_prompt_tokens
 from skylane.dialects.base import CallView, StreamRenderer
 from skylane.transport.sse import encode_json
@@ -57,7 +57,7 @@ def error_body(err: SkylaneError) -> dict[str, Any]:
 
 
 def message_id() -> str:
-    return "msg_" + uuid.uuid4().hex[:24]
+    return "msg_" + hex_id(24)
 
 
 def anthropic_usage(usage: dict[str, Any] | None, fallback_input: int = 0) -> dict[str, int]:
@@ -120,7 +120,7 @@ def render_message(resp: dict[str, Any], view: CallView) -> dict[str, Any]:
     calls = msg.get("tool_calls") or []
     for call in calls:
         fn = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
+        content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + hex_id(24),
                         "name": fn.get("name"), "input": _input(fn.get("arguments"))})
     stop = "refusal" if msg.get("refusal") else _stop_reason(choice.get("finish_reason"), bool(calls))
     return {"id": message_id(), "type": "message", "role": "assistant", "model": view.model, "content": content,
@@ -215,7 +215,7 @@ class MessagesStream(StreamRenderer):
             if n not in self.tools_seen:
                 self.tools_seen.add(n)
                 out += self._open("tool_use", {"type": "tool_use",
-                                               "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
+                                               "id": call.get("id") or "toolu_" + hex_id(24),
                                                "name": fn.get("name") or "", "input": {}})
                 self.tool = n
             elif self.tool != n:

@@ -1,8 +1,8 @@
 """Observability with Powertools: one JSON log line and one EMF metrics record per request.
 
-    log_request(fields)        called once per request by http/completions.py (after the answer,
-                               after the last chunk of a stream): writes the log line and flushes the
-                               request's CloudWatch EMF metrics (dimensions: model and provider)
+    log_request(fields)        called once per request by pipeline/call.py (after the answer, after
+                               the last chunk of a stream): writes the log line and the request's
+                               CloudWatch EMF metrics record (dimensions: model and provider) in one write
     logger                     the package's Powertools Logger (stdlib `logging.getLogger("skylane")`
                                and its children log through it; `extra={"fields": {...}}` is flattened)
     RequestContextMiddleware   ASGI middleware for the Lambda Web Adapter path: the invocation's
@@ -34,14 +34,14 @@ from typing import Any
 
 import orjson
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+from aws_lambda_powertools.logging.formatter import RESERVED_LOG_ATTRS, THREAD_LOCAL_KEYS, LambdaPowertoolsFormatter
 
 __all__ = [
     "METRICS",
     "RequestContextMiddleware",
     "configure_logging",
-    "emit_metrics",
     "lambda_handler",
+    "metrics_line",
     "log_request",
     "logger",
 ]
@@ -68,10 +68,23 @@ _context: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar
 
 
 class _Formatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON lines, with `extra={"fields": {...}}` flattened and the request context added."""
+    """Powertools' JSON lines, with `extra={"fields": {...}}` flattened and the request context added.
+
+    A record with `fields` (the request line, the admin lines) is built here directly, key for key
+    what Powertools builds from the same record (its log format, its context keys, ours, the
+    fields, the trace id; no None values) without its per-record copies, JSON-decoding attempt of the
+    message and exception probing: the request line is written once per request. Any other record
+    (exceptions included) takes Powertools' own path.
+    """
+
+    _second = -1
+    _stamp = ""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = record.__dict__.get("fields")
+        if isinstance(fields, dict) and record.exc_info is None and not record.args and isinstance(record.msg, str) \
+                and self.datefmt is None and not self.use_rfc3339_iso8601:
+            return self._fields_line(record, fields)
         ctx = _context.get()
         if isinstance(fields, dict) or ctx:
             record = copy.copy(record)
@@ -83,6 +96,35 @@ class _Formatter(LambdaPowertoolsFormatter):
                 if key not in _RESERVED:
                     record.__dict__[key] = value
         return super().format(record)
+
+    def _fields_line(self, record: logging.LogRecord, fields: dict[str, Any]) -> str:
+        attrs = record.__dict__
+        line: dict[str, Any] = {}
+        for key, value in self.log_format.items():
+            if key == "message":
+                line[key] = record.msg
+            elif value and key in RESERVED_LOG_ATTRS and isinstance(value, str):
+                line[key] = self._timestamp(record) if value == "%(asctime)s" else value % attrs
+            else:
+                line[key] = value
+        line.update(THREAD_LOCAL_KEYS.get())
+        for key, value in (_context.get() or {}).items():
+            if key != "xray_trace_id":
+                line.setdefault(key, value)
+        for key, value in fields.items():
+            if key not in _RESERVED:
+                line[key] = value
+        line["xray_trace_id"] = self._get_latest_trace_id()
+        return self.serialize(log={k: v for k, v in line.items() if v is not None})
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        """Powertools' default time format ('2026-12-01 22:47:48,008+0000'), the seconds part made once a second."""
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S,", self.converter(second))
+            self._zone = time.strftime("%z", self.converter(second))
+            self._second = second
+        return f"{self._stamp}{int(record.msecs):03d}{self._zone}"
 
     def _get_latest_trace_id(self) -> str | None:
         ctx = _context.get()
@@ -98,8 +140,27 @@ def _json_line(obj: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Powertools' stdout handler, which also writes a request's EMF record (`log_request`) in the same
+    write as its log line: one system call per request, not two."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            metrics = record.__dict__.pop(_EMF, None)
+            self.stream.write(f"{line}\n{metrics}\n" if metrics is not None else line + "\n")
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
+_EMF = "skylane_emf"  # the record attribute carrying a request's EMF line to the stdout handler
+
 logger = Logger(service=SERVICE, level=os.environ.get("SKYLANE_LOG_LEVEL", "INFO").upper(),
-                logger_formatter=_Formatter(utc=True, json_serializer=_json_line))
+                logger_formatter=_Formatter(utc=True, json_serializer=_json_line),
+                logger_handler=_StdoutHandler(sys.stdout))
 _log = logging.getLogger(SERVICE)  # the stdlib logger behind `logger` (typed: level checks, log())
 
 
@@ -109,15 +170,22 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 def log_request(fields: dict[str, Any]) -> None:
-    """The one log line of a request, then its metrics (flushed now: streams included)."""
+    """The one log line of a request and its metrics record, written together (flushed now: streams included)."""
+    try:
+        metrics: str | None = metrics_line(fields) if _METRICS_ON else None
+    except Exception as exc:  # metrics must never fail a request
+        metrics = None
+        logger.warning("metrics not emitted", extra={"fields": {"error": type(exc).__name__}})
     status = fields.get("status") or 200
     level = logging.INFO if status < 500 else logging.ERROR
-    if _log.isEnabledFor(level):
-        _log.log(level, "request", extra={"fields": fields})
-    try:
-        emit_metrics(fields)
-    except Exception as exc:  # metrics must never fail a request
-        logger.warning("metrics not emitted", extra={"fields": {"error": type(exc).__name__}})
+    if _log.isEnabledFor(level):  # the record made here: no stack walk for the caller's location
+        record = _log.makeRecord(SERVICE, level, __file__, sys._getframe().f_lineno, "request", (), None,
+                                 func="log_request", extra={"fields": fields})
+        record.__dict__[_EMF] = metrics
+        _log.handle(record)
+        metrics = record.__dict__.pop(_EMF, None)  # still there: no stdout handler took it
+    if metrics is not None:
+        sys.stdout.write(metrics + "\n")
 
 
 # ---- metrics ---------------------------------------------------------------------------------------
@@ -131,7 +199,13 @@ def _dimension(value: Any, default: str) -> str:
 _DIMENSIONS = [["service", "provider", "model"], ["service", "provider"]]
 
 
-def emit_metrics(fields: Mapping[str, Any]) -> None:
+_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE")  # read once, at start, as Powertools does
+_METRICS_ON = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").strip().lower() not in ("true", "1")
+_METRIC_FIELDS = [(name, unit, key) for name, (unit, key) in METRICS.items() if key and name != "Errors"]
+_DEFINITIONS: dict[tuple[str, ...], list[dict[str, str]]] = {}  # the metric definitions of each set of names
+
+
+def metrics_line(fields: Mapping[str, Any]) -> str:
     """One EMF record for one request: dimension sets [service, provider, model] and [service, provider].
 
     The model dimension is only the requested model once a provider answered for it (so arbitrary
@@ -142,30 +216,31 @@ def emit_metrics(fields: Mapping[str, Any]) -> None:
     provider = _dimension(fields.get("provider"), "none")
     model = _dimension(fields.get("model"), "none") if fields.get("provider") else "none"
     status = int(fields.get("status") or 200)
-    values: dict[str, list[float]] = {"Requests": [1.0], "Errors": [1.0 if status >= 400 else 0.0]}
-    defs = [{"Name": "Requests", "Unit": "Count"}, {"Name": "Errors", "Unit": "Count"}]
-    for name, (unit, key) in METRICS.items():
-        if name in ("Requests", "Errors"):
-            continue
-        value = fields.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            values[name] = [float(value)]
-            defs.append({"Name": name, "Unit": unit})
-    record: dict[str, Any] = {
-        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
-            "Namespace": os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or DEFAULT_NAMESPACE,
-            "Dimensions": _DIMENSIONS, "Metrics": defs}]},
-        "service": SERVICE, "provider": provider, "model": model,
-    }
+    record: dict[str, Any] = {"_aws": None, "service": SERVICE, "provider": provider, "model": model}
     for key in ("request_id", "stream"):
         if fields.get(key) is not None:
             record[key] = fields[key]
-    ctx = _context.get() or {}
-    for key in ("aws_request_id", "xray_trace_id"):
-        if key in ctx:
-            record[key] = ctx[key]
-    record.update(values)
-    sys.stdout.write(orjson.dumps(record).decode() + "\n")
+    ctx = _context.get()
+    if ctx:
+        for key in ("aws_request_id", "xray_trace_id"):
+            if key in ctx:
+                record[key] = ctx[key]
+    record["Requests"] = [1.0]
+    record["Errors"] = [1.0 if status >= 400 else 0.0]
+    names = ["Requests", "Errors"]
+    for name, _unit, key in _METRIC_FIELDS:
+        value = fields.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            record[name] = [float(value)]
+            names.append(name)
+    shape = tuple(names)
+    defs = _DEFINITIONS.get(shape)
+    if defs is None:
+        defs = _DEFINITIONS[shape] = [{"Name": name, "Unit": METRICS[name][0]} for name in names]
+    record["_aws"] = {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
+        "Namespace": _NAMESPACE or DEFAULT_NAMESPACE,
+        "Dimensions": _DIMENSIONS, "Metrics": defs}]}
+    return orjson.dumps(record).decode()
 
 
 # ---- the Lambda Web Adapter's request context --------------------------------------------------------

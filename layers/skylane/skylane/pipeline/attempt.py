@@ -7,7 +7,7 @@ nothing has reached the client.
 
 Timeouts (all from settings, all also bounded by the request's deadline):
 
-- connect: the TCP/TLS connect (httpx's connect timeout, and the pool wait);
+- connect: the TCP/TLS connect (the client's connect timeout, and the pool wait);
 - first token: from sending the request to that first committed chunk (streams), or to the
   whole answer (non-streaming: the answer is the first byte);
 - idle: the longest wait for the next stream event after the first token;
@@ -27,13 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import httpx
 
 from skylane.core.catalog import Target
 from skylane.core.errors import SkylaneError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from skylane.core.settings import Settings
 from skylane.pipeline.router import budget_exhausted
 from skylane.providers.base import Adapter, CallContext, StreamTranslator
+from skylane.transport import errors
 from skylane.transport.base import UpstreamRequest
 from skylane.transport.http import get_client
 from skylane.transport.sse import decode_json, decode_sse_batches, encode_json
@@ -57,13 +57,13 @@ def _limit(timeout: float, deadline: float | None) -> tuple[float, bool]:
 
 
 def _transport_error(exc: BaseException, provider: str, settings: Settings) -> SkylaneError:
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+    if isinstance(exc, errors.ConnectTimeout):  # a pool timeout too
         return UpstreamTimeout(
             f"Could not connect to provider '{provider}' within {settings.connect_timeout:g} s.", provider=provider
         )
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, errors.ReadTimeout | TimeoutError):
         return UpstreamTimeout(f"Provider '{provider}' did not answer in time.", provider=provider)
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, errors.ConnectError):
         return UpstreamUnavailable(f"Could not connect to provider '{provider}'.", provider=provider)
     return UpstreamError(f"The connection to provider '{provider}' failed ({type(exc).__name__}).",
                          provider=provider)
@@ -101,7 +101,7 @@ async def complete(
         raise
     except TimeoutError:
         raise (budget_exhausted() if by_budget else _first_token_timeout(provider, settings)) from None
-    except (httpx.HTTPError, OSError) as exc:
+    except (errors.TransportError, OSError) as exc:
         raise _transport_error(exc, provider, settings) from None
     finally:
         timing.upstream += time.perf_counter() - t0
@@ -185,7 +185,7 @@ class StreamHandle:
                 break
             except SkylaneError:
                 raise
-            except (httpx.HTTPError, OSError) as exc:
+            except (errors.TransportError, OSError) as exc:
                 raise _transport_error(exc, self.provider, self.settings) from None
             finally:
                 timing.upstream += time.perf_counter() - t0
@@ -215,7 +215,7 @@ class StreamHandle:
         await _close_all(closers)
 
 
-async def _http_events(resp: httpx.Response) -> AsyncIterator[list[Any]]:
+async def _http_events(resp: Any) -> AsyncIterator[list[Any]]:
     async for batch in decode_sse_batches(resp.aiter_raw()):
         yield batch
 
@@ -298,7 +298,7 @@ async def open_stream(
     except TimeoutError:
         await _close_all(closers)
         raise (budget_exhausted() if by_budget else _first_token_timeout(provider, settings)) from None
-    except (httpx.HTTPError, OSError) as exc:
+    except (errors.TransportError, OSError) as exc:
         await _close_all(closers)
         raise _transport_error(exc, provider, settings) from None
     except BaseException:  # cancelled: the client left or the request is being torn down

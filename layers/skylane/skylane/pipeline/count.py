@@ -12,7 +12,6 @@ import asyncio
 import json
 from collections.abc import Callable
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -27,6 +26,7 @@ from skylane.pipeline.operations import targets_for
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
 from skylane.providers import get_adapter
+from skylane.transport.errors import TransportError
 from skylane.transport.http import get_client
 
 __all__ = ["count_tokens"]
@@ -66,7 +66,7 @@ async def _count(call: Call, parse: Parse) -> Response:
                                                    headers=ureq.headers)
     except TimeoutError:
         raise UpstreamTimeout(f"Provider '{provider}' did not answer in time.", provider=provider) from None
-    except (httpx.HTTPError, OSError):
+    except (TransportError, OSError):
         raise UpstreamError(f"The connection to provider '{provider}' failed.", provider=provider) from None
     if resp.status_code >= 400:
         raise adapter.map_error(resp.status_code, resp.content, resp.headers, provider)

@@ -129,25 +129,28 @@ async def _unless_client_leaves[T](request: Request, aw: Awaitable[T]) -> T:
     """Await `aw`, cancelling it (and so its upstream request) as soon as the client disconnects."""
     task = asyncio.ensure_future(aw)
     watcher = asyncio.ensure_future(_client_left(request))
+
+    def client_left(w: asyncio.Future[None]) -> None:
+        if not w.cancelled():
+            task.cancel()
+
+    watcher.add_done_callback(client_left)
     try:
-        await asyncio.wait((task, watcher), return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
+        result = await task
+    except asyncio.CancelledError:
+        if watcher.done() and not watcher.cancelled():
+            raise _ClientGone from None  # cancelled by the watcher, not from outside
         task.cancel()
-        watcher.cancel()
         raise
-    watcher.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    try:
-        orphan = await task
-    except (asyncio.CancelledError, Exception):  # noqa: S110 - the client is gone, so is the answer
-        pass
-    else:  # it finished just before the cancel landed: close what it opened
-        aclose = getattr(orphan, "aclose", None)
+    finally:
+        watcher.remove_done_callback(client_left)
+        watcher.cancel()
+    if watcher.done() and not watcher.cancelled():  # the client left as the answer completed: nobody takes it
+        aclose = getattr(result, "aclose", None)
         if aclose is not None:
             await aclose()
-    raise _ClientGone
+        raise _ClientGone
+    return result
 
 
 async def _handle(call: Call) -> Response:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from skylane.core.ids import hex_id
 from skylane.transport.sse import encode_json
 
 __all__ = ["JSONBytes", "request_id"]
@@ -25,6 +25,6 @@ def request_id(request: Request) -> str:
     rid: str | None = getattr(request.state, "rid", None)
     if rid is None:
         sent = request.headers.get("x-request-id", "")
-        rid = sent if 0 < len(sent) <= 128 and sent.isprintable() else "req_" + uuid.uuid4().hex
+        rid = sent if 0 < len(sent) <= 128 and sent.isprintable() else "req_" + hex_id()
         request.state.rid = rid
     return rid

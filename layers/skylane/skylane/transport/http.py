@@ -1,114 +1,54 @@
-"""The HTTP transport: one shared httpx.AsyncClient per event loop, so connections are reused.
+"""The HTTP client for provider calls: one per event loop, so connections are reused.
 
-The client keeps httpx's API; its transport is aiohttp's (httpx-aiohttp), which costs a fraction of
-httpcore's CPU per request (`SKYLANE_HTTP_TRANSPORT=httpx` goes back to httpcore). aiohttp's errors
-are re-raised as the httpx errors the rest of the gateway maps (`pipeline/attempt.py`), one for one:
-a refused connection is `httpx.ConnectError` (503), a connect or pool timeout `httpx.ConnectTimeout`
-(504), a read timeout `httpx.ReadTimeout`, a dropped connection `httpx.ReadError`, a TLS failure
-`httpx.ConnectError` — as with httpcore.
+Both clients have the same calling conventions (httpx's: `post`, `build_request` + `send(stream=True)`,
+answers' `status_code`/`headers`/`content`/`json`/`aread`/`aiter_raw`/`aclose`) and raise
+transport/errors.py's errors, which the pipeline maps (pipeline/attempt.py). `SKYLANE_HTTP_TRANSPORT`:
+
+    h1     (default) transport/h1.py: Skylane's HTTP/1.1 client on asyncio protocols and httptools —
+           a fraction of a general-purpose client's CPU per call (make bench measures both)
+    httpx  httpx.AsyncClient on httpcore (imported only then), its errors mapped one for one
 """
 
 from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import contextmanager
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from skylane.core.settings import Settings
+from skylane.transport import errors
+from skylane.transport.h1 import H1Client
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["aclose_client", "get_client"]
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
-_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30)
-
-
-def _httpx_error(exc: BaseException) -> httpx.HTTPError | None:
-    """The httpx error an aiohttp error stands for (None: not an aiohttp transport error)."""
-    import aiohttp
-
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):  # connect, or the wait for a pooled connection
-        return httpx.ConnectTimeout(str(exc) or "connect timeout")
-    if isinstance(exc, aiohttp.ServerTimeoutError):  # a socket read timed out
-        return httpx.ReadTimeout(str(exc) or "read timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, unreachable, DNS, TLS handshake
-        return httpx.ConnectError(str(exc) or "connect error")
-    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError | aiohttp.ClientOSError):
-        return httpx.ReadError(str(exc) or "connection lost")
-    if isinstance(exc, aiohttp.ClientError):
-        return httpx.RemoteProtocolError(str(exc) or type(exc).__name__)
-    return None
+_MAX_CONNECTIONS, _MAX_KEEPALIVE, _KEEPALIVE_EXPIRY = 256, 64, 30.0
 
 
-@contextmanager
-def _mapped() -> Iterator[None]:
-    try:
-        yield
-    except httpx.HTTPError as exc:
-        # httpx-aiohttp's own mapping, e.g. a refused connection as ConnectTimeout: map from the cause
-        cause = exc.__cause__
-        mapped = _httpx_error(cause) if cause is not None else None
-        if mapped is None:
-            raise
-        raise mapped from cause
-    except Exception as exc:
-        mapped = _httpx_error(exc)
-        if mapped is None:
-            raise
-        raise mapped from exc
+def _read_timeout(settings: Settings) -> float:
+    # reads are bounded by the first-token and idle timeouts (pipeline/attempt.py); this is a backstop
+    return max(settings.first_token_timeout, settings.idle_timeout) + 1.0
 
 
-class _MappedStream(httpx.AsyncByteStream):
-    def __init__(self, inner: httpx.AsyncByteStream) -> None:
-        self._inner = inner
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _mapped():
-            async for chunk in self._inner:
-                yield chunk
-
-    async def aclose(self) -> None:
-        with _mapped():
-            await self._inner.aclose()
-
-
-def _aiohttp_transport() -> httpx.AsyncBaseTransport:
-    from httpx_aiohttp import AiohttpTransport
-
-    class Transport(AiohttpTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            with _mapped():
-                response = await super().handle_async_request(request)
-            stream = response.stream
-            assert isinstance(stream, httpx.AsyncByteStream)
-            response.stream = _MappedStream(stream)
-            return response
-
-    return Transport(trust_env=False, limits=_LIMITS)
-
-
-def get_client(settings: Settings) -> httpx.AsyncClient:
-    """One AsyncClient per process (per event loop), so connections are reused."""
+def get_client(settings: Settings) -> Any:
+    """This event loop's client (see above), made on first use."""
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
-    if client is None or client.is_closed:
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                # reads are bounded by the first-token and idle timeouts below; this is a backstop
-                read=max(settings.first_token_timeout, settings.idle_timeout) + 1.0,
-                write=settings.connect_timeout + 30,
-                pool=settings.connect_timeout,
-            ),
-            limits=_LIMITS,
-            follow_redirects=False,
-            trust_env=False,
-            transport=_aiohttp_transport() if settings.http_transport == "aiohttp" else None,
-        )
-        _clients[loop] = client
+    if client is not None and not client.is_closed:
+        return client
+    if settings.http_transport == "httpx":
+        client = _HttpxClient(settings)
+    else:
+        client = H1Client(connect_timeout=settings.connect_timeout, read_timeout=_read_timeout(settings),
+                          max_connections=_MAX_CONNECTIONS, max_keepalive=_MAX_KEEPALIVE,
+                          keepalive_expiry=_KEEPALIVE_EXPIRY)
+    _clients[loop] = client
     return client
 
 
@@ -117,3 +57,95 @@ async def aclose_client() -> None:
     client = _clients.pop(asyncio.get_running_loop(), None)
     if client is not None:
         await client.aclose()
+
+
+# ---- httpx, with its errors as the transport's ------------------------------------------------------
+
+
+def _mapped_error(exc: Exception) -> errors.TransportError | None:
+    import httpx
+
+    if not isinstance(exc, httpx.HTTPError):
+        return None
+    kinds: list[tuple[type[Exception], type[errors.TransportError]]] = [
+        (httpx.PoolTimeout, errors.PoolTimeout), (httpx.ConnectTimeout, errors.ConnectTimeout),
+        (httpx.TimeoutException, errors.ReadTimeout), (httpx.ConnectError, errors.ConnectError),
+        (httpx.RemoteProtocolError, errors.RemoteProtocolError), (httpx.UnsupportedProtocol, errors.UnsupportedURL),
+        (httpx.InvalidURL, errors.UnsupportedURL), (httpx.LocalProtocolError, errors.LocalProtocolError),
+        (httpx.NetworkError, errors.ReadError),
+    ]
+    for theirs, ours in kinds:
+        if isinstance(exc, theirs):
+            return ours(str(exc) or type(exc).__name__)
+    return errors.TransportError(str(exc) or type(exc).__name__)
+
+
+@contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        mapped = _mapped_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+class _HttpxResponse:
+    def __init__(self, inner: httpx.Response) -> None:
+        self._inner = inner
+        self.status_code = inner.status_code
+        self.headers = inner.headers
+
+    @property
+    def content(self) -> bytes:
+        return self._inner.content
+
+    def json(self) -> Any:
+        return self._inner.json()
+
+    async def aread(self) -> bytes:
+        with _mapped():
+            return await self._inner.aread()
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        with _mapped():
+            async for chunk in self._inner.aiter_raw():
+                yield chunk
+
+    async def aclose(self) -> None:
+        with _mapped():
+            await self._inner.aclose()
+
+
+class _HttpxClient:
+    def __init__(self, settings: Settings) -> None:
+        import httpx
+
+        self._inner = httpx.AsyncClient(
+            timeout=httpx.Timeout(connect=settings.connect_timeout, read=_read_timeout(settings),
+                                  write=settings.connect_timeout + 30, pool=settings.connect_timeout),
+            limits=httpx.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_KEEPALIVE,
+                                keepalive_expiry=_KEEPALIVE_EXPIRY),
+            follow_redirects=False, trust_env=False,
+        )
+
+    @property
+    def is_closed(self) -> bool:
+        return self._inner.is_closed
+
+    def build_request(self, method: str, url: str, *, content: bytes = b"",
+                      headers: Mapping[str, str] | None = None) -> Any:
+        with _mapped():
+            return self._inner.build_request(method, url, content=content, headers=headers)
+
+    async def post(self, url: str, *, content: bytes = b"", headers: Mapping[str, str] | None = None) -> Any:
+        with _mapped():
+            return _HttpxResponse(await self._inner.post(url, content=content, headers=headers))
+
+    async def send(self, request: Any, *, stream: bool = False) -> Any:
+        with _mapped():
+            return _HttpxResponse(await self._inner.send(request, stream=stream))
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
