@@ -1,7 +1,8 @@
-"""CPU per request of the upstream HTTP client alone: httpx (what upstream.py uses) against aiohttp
-and a bare asyncio client (bench/loadgen.py, the floor), posting to the fake upstream.
+"""CPU per request of the upstream HTTP client alone: Skylane's own (transport/h1.py, what the gateway
+uses) against httpx (SKYLANE_HTTP_TRANSPORT=httpx), aiohttp and a bare asyncio client (bench/loadgen.py,
+the floor), posting to the fake upstream.
 
-    .venv/bin/python bench/client_cpu.py httpx,asyncio           # the project's own httpx stack
+    .venv/bin/python bench/client_cpu.py h1,httpx,asyncio        # the project's own clients
     bench/.peers/bench-venv/bin/python bench/client_cpu.py aiohttp  # aiohttp lives in the bench venv
 Prints one JSON object: {"httpx": {"c1": µs, "c16": µs}, ..., "versions": {...}}.
 """
@@ -51,6 +52,21 @@ async def _httpx(url: str, concurrency: int, n: int) -> float:
         return await _cpu_per_request(post, concurrency, n)
 
 
+async def _h1(url: str, concurrency: int, n: int) -> float:
+    from skylane.transport.h1 import H1Client
+
+    client = H1Client(connect_timeout=5, read_timeout=30)
+
+    async def post() -> None:
+        r = await client.post(url, content=BODY, headers=HEADERS)
+        r.json()
+
+    try:
+        return await _cpu_per_request(post, concurrency, n)
+    finally:
+        await client.aclose()
+
+
 async def _aiohttp(url: str, concurrency: int, n: int) -> float:
     import aiohttp
 
@@ -71,7 +87,7 @@ async def _bare(port: int, concurrency: int, n: int) -> float:
 
 
 def main() -> None:
-    wanted = (sys.argv[1] if len(sys.argv) > 1 else "httpx,aiohttp,asyncio").split(",")
+    wanted = (sys.argv[1] if len(sys.argv) > 1 else "h1,httpx,aiohttp,asyncio").split(",")
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2000
     fake = subprocess.Popen([sys.executable, str(BENCH / "fake_upstream.py"), "--port", "0"], stdout=subprocess.PIPE,
                             text=True)
@@ -81,7 +97,8 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         out: dict[str, object] = {}
         versions = {}
-        for name, fn in (("httpx", lambda c: _httpx(url, c, n)), ("aiohttp", lambda c: _aiohttp(url, c, n)),
+        for name, fn in (("h1", lambda c: _h1(url, c, n)), ("httpx", lambda c: _httpx(url, c, n)),
+                         ("aiohttp", lambda c: _aiohttp(url, c, n)),
                          ("asyncio", lambda c: _bare(port, c, n))):
             if name not in wanted:
                 continue

@@ -191,10 +191,10 @@ def import_profile(python: str, module: str, auth: bool, top: int = 10) -> list[
 
 
 def client_cpu(python: str, bench_python: str | None) -> dict[str, Any]:
-    """CPU per request of the upstream HTTP client alone (bench/client_cpu.py): the project's httpx
+    """CPU per request of the upstream HTTP client alone (bench/client_cpu.py): Skylane's own, httpx
     and a bare asyncio client with the project's interpreter, aiohttp from the bench venv."""
     out: dict[str, Any] = {"versions": {}}
-    runs = [(python, "httpx,asyncio")]
+    runs = [(python, "h1,httpx,asyncio")]
     if bench_python and Path(bench_python).exists():
         runs.append((bench_python, "aiohttp"))
     for py, which in runs:

@@ -260,7 +260,8 @@ def _micro(res: dict[str, Any]) -> list[str]:
     if cc:
         lines += ["## The upstream HTTP client alone (CPU per request, posting to the fake upstream)", "",
                   "| client | c=1 µs | c=16 µs |", "|---|---:|---:|"]
-        names = {"httpx": "httpx AsyncClient (what upstream.py uses)", "aiohttp": "aiohttp ClientSession",
+        names = {"h1": "Skylane's HTTP/1.1 client (transport/h1.py: what the gateway uses)",
+                 "httpx": "httpx AsyncClient (SKYLANE_HTTP_TRANSPORT=httpx)", "aiohttp": "aiohttp ClientSession",
                  "asyncio": "bare asyncio streams (bench/loadgen.py: the floor)"}
         for key, label in names.items():
             v = cc.get(key)

@@ -5,7 +5,7 @@
 
 1. A fast fake upstream (bench/fake_upstream.py: OpenAI and Anthropic formats, streams of 200 chunks).
 2. For each target (the upstream directly; Skylane started by functions/completions/run.sh as the
-   Lambda Web Adapter starts it — uvloop + httptools, the aiohttp upstream transport; `skylane_prev`,
+   Lambda Web Adapter starts it — uvloop + httptools, its own upstream client transport/h1.py; `skylane_prev`,
    the same code on the previous stack — asyncio + h11, SKYLANE_HTTP_TRANSPORT=httpx; Portkey's
    gateway, the LiteLLM proxy — peers where installed) and each case:
    wrk at concurrency 1 and 16 (p50/p90/p99, requests/s; gateway CPU per request from /proc), for
@@ -468,7 +468,7 @@ class Bench:
             self.results["cold_profile"] = {mod: micro.import_profile(PY, mod, True)
                                             for mod in ("functions.completions.app", "functions.models.app")}
         if "client" not in self.skip_parts:
-            self.log("upstream HTTP client CPU per request (httpx vs aiohttp vs bare asyncio)")
+            self.log("upstream HTTP client CPU per request (h1 vs httpx vs aiohttp vs bare asyncio)")
             self.results["client_cpu"] = micro.client_cpu(PY, str(PEERS / "bench-venv" / "bin" / "python"))
         if "layer" not in self.skip_parts:
             self.log("layer size (pip install --target)")
@@ -608,8 +608,7 @@ def _meta() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for pkg in ("uvicorn", "fastapi", "starlette", "httpx", "pydantic", "h11", "httptools", "uvloop", "aiohttp",
-                "httpx-aiohttp", "orjson"):
+    for pkg in ("uvicorn", "fastapi", "starlette", "httpx", "pydantic", "h11", "httptools", "uvloop", "orjson"):
         try:
             from importlib.metadata import version
 

@@ -262,12 +262,20 @@ def _trace_root(header: str) -> str | None:
     return None
 
 
+_CONTEXT_HEADERS = frozenset({b"x-amzn-trace-id", b"x-amzn-lambda-context"})
+
+
 def context_from_headers(headers: list[tuple[bytes, bytes]] | Mapping[str, str]) -> dict[str, str]:
     """The ids the Lambda Web Adapter passes in headers (nothing when not on Lambda)."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     ctx: dict[str, str] = {}
     for raw_name, raw_value in items:
-        name = raw_name.decode("latin-1").lower() if isinstance(raw_name, bytes) else raw_name.lower()
+        if isinstance(raw_name, bytes):  # an ASGI scope's: lower case already; most requests have neither
+            if raw_name not in _CONTEXT_HEADERS:
+                continue
+            name = raw_name.decode("latin-1")
+        else:
+            name = raw_name.lower()
         value = raw_value if isinstance(raw_value, bytes) else raw_value.encode("latin-1", "replace")
         if name == "x-amzn-trace-id":
             text = _header_text(value, 256)

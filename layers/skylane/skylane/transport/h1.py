@@ -22,7 +22,7 @@ import zlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from skylane.transport.errors import ConnectError, ConnectTimeout, PoolTimeout, ReadError
+from skylane.transport.errors import ConnectError, ConnectTimeout, PoolTimeout, ReadError, RemoteProtocolError
 from skylane.transport.h1_wire import Connection, Origin, request_head
 from skylane.transport.sse import decode_json
 
@@ -51,6 +51,34 @@ class Headers(dict[str, str]):
         return super().get(key.lower(), default)
 
 
+class _Decoder:
+    """A gzip or deflate body, decoded as it arrives (deflate with its zlib header or without, as sent);
+    what does not decode is the provider's protocol error."""
+
+    def __init__(self, deflate: bool) -> None:
+        self._inner = zlib.decompressobj(zlib.MAX_WBITS | 32)
+        self._raw_fallback = deflate
+        self._started = False
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            out = self._inner.decompress(data)
+        except zlib.error as exc:
+            if not (self._raw_fallback and not self._started):
+                raise RemoteProtocolError(f"The answer's compressed body does not decode: {exc}") from None
+            self._inner = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no zlib header
+            return self.feed(data)
+        finally:
+            self._started = True
+        return out
+
+    def end(self) -> bytes:
+        try:
+            return self._inner.flush()
+        except zlib.error as exc:
+            raise RemoteProtocolError(f"The answer's compressed body does not decode: {exc}") from None
+
+
 class H1Request:
     __slots__ = ("content", "headers", "method", "url")
 
@@ -72,7 +100,7 @@ class H1Response:
         self._headers: Headers | None = None
         self._content: bytes | None = None
         encoding = next((v for n, v in conn.raw_headers if n.lower() == b"content-encoding"), b"").strip().lower()
-        self._decoder = zlib.decompressobj(zlib.MAX_WBITS | 32) if encoding in (b"gzip", b"deflate") else None
+        self._decoder = _Decoder(encoding == b"deflate") if encoding in (b"gzip", b"deflate") else None
 
     @property
     def headers(self) -> Headers:
@@ -102,7 +130,7 @@ class H1Response:
                 if conn.chunks:
                     data = conn.take()
                     if self._decoder is not None:
-                        data = self._decoder.decompress(data)
+                        data = self._decoder.feed(data)
                     if data:
                         yield data
                     continue
@@ -110,7 +138,7 @@ class H1Response:
                     break
                 await conn.wait(timeout)
             if self._decoder is not None:
-                tail = self._decoder.flush()
+                tail = self._decoder.end()
                 if tail:
                     yield tail
         finally:
@@ -217,6 +245,8 @@ class H1Client:
                 self._discard(conn)
             if self.is_closed:
                 raise ConnectError("The client is closed.")
+            if self._open >= self._max and self._idle_count:
+                self._evict_idle()  # at the limit with idle connections elsewhere: one of them makes room
             if self._open < self._max:
                 break
             await self._wait_for_slot()
@@ -227,6 +257,13 @@ class H1Client:
             self._open -= 1
             self._wake_waiter()
             raise
+
+    def _evict_idle(self) -> None:
+        """Close the longest-idle connection of any origin."""
+        oldest = min((conns for conns in self._idle.values() if conns), key=lambda conns: conns[0].idle_since)
+        conn = oldest.pop(0)
+        self._idle_count -= 1
+        self._discard(conn)
 
     async def _wait_for_slot(self) -> None:
         waiter = asyncio.get_running_loop().create_future()

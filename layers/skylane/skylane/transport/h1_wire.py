@@ -4,6 +4,7 @@ keep-alive connection (an asyncio protocol) whose answers httptools parses as th
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
 from typing import cast
 from urllib.parse import urlsplit
@@ -16,6 +17,8 @@ __all__ = ["Connection", "Origin", "request_head"]
 
 _PAUSE_AT = 1 << 20  # buffered answer bytes at which the socket stops being read until the reader catches up
 _UNSENDABLE = ("\r", "\n", "\0")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 token)
+_FRAMING = frozenset({"host", "content-length", "transfer-encoding", "connection"})  # this client's to set
 
 
 class Origin:
@@ -44,12 +47,14 @@ class Origin:
 
 
 def request_head(method: str, origin: Origin, headers: Mapping[str, str], length: int) -> bytes:
-    """The request line and headers, with the body's length (every request here has a body)."""
+    """The request line and headers, with the body's length (every request here has a body). Host,
+    the length and the connection's framing are this client's: a caller's own are left out."""
     lines = [method, origin.prefix]
     for name, value in headers.items():
-        if not name or ":" in name or not (name.isascii() and value.isascii()) \
-                or any(c in name or c in value for c in _UNSENDABLE):
+        if not _TOKEN.fullmatch(name) or not value.isascii() or any(c in value for c in _UNSENDABLE):
             raise LocalProtocolError(f"Header {name[:40]!r} holds characters a request cannot carry.")
+        if name.lower() in _FRAMING:
+            continue
         lines.append(f"{name}: {value}\r\n")
     lines.append(f"content-length: {length}\r\n\r\n")
     return "".join(lines).encode("ascii")
