@@ -21,8 +21,9 @@ export PYTHONUNBUFFERED=1
 
 # --timeout-keep-alive above the adapter's pooled-connection idle time (90 s), so the adapter, not
 # uvicorn, retires idle connections; uvloop and httptools (in the layer): less CPU per request than
-# asyncio + h11 (make bench measures both).
+# asyncio + h11 (make bench measures both); skylane.http.protocol: uvicorn's httptools protocol with a
+# response's head and body in one write.
 exec python3 -m uvicorn completions.app:app \
   --host 127.0.0.1 --port "${AWS_LWA_PORT:-${PORT:-8080}}" \
-  --loop uvloop --http httptools --lifespan on \
+  --loop uvloop --http skylane.http.protocol:HttpProtocol --lifespan on \
   --timeout-keep-alive 120 --no-access-log --log-level warning

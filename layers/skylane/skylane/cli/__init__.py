@@ -30,7 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     # the same server options as the completions function (functions/completions/run.sh)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=False,
-                loop="uvloop", http="httptools")
+                loop="uvloop", http="skylane.http.protocol:HttpProtocol")
     return 0
 
 

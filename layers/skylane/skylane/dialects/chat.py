@@ -52,7 +52,8 @@ class ChatDialect(Dialect):
 
     def answer(self, resp: dict[str, Any], view: CallView) -> dict[str, Any]:
         resp["model"] = view.model
-        resp.setdefault("id", completion_id())
+        if not resp.get("id"):
+            resp["id"] = completion_id()
         return resp
 
     def stream(self, view: CallView) -> StreamRenderer:

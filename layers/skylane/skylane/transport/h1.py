@@ -52,29 +52,31 @@ class Headers(dict[str, str]):
 
 
 class _Decoder:
-    """A gzip or deflate body, decoded as it arrives (deflate with its zlib header or without, as sent);
-    what does not decode is the provider's protocol error."""
+    """A gzip or deflate body, decoded as it arrives (deflate with its zlib header or without, as sent:
+    told apart by its first two bytes); what does not decode is the provider's protocol error."""
 
     def __init__(self, deflate: bool) -> None:
         self._inner = zlib.decompressobj(zlib.MAX_WBITS | 32)
-        self._raw_fallback = deflate
-        self._started = False
+        self._sniff: bytes | None = b"" if deflate else None  # a deflate body's first bytes, until 2 are in
 
     def feed(self, data: bytes) -> bytes:
+        if self._sniff is not None:
+            data = self._sniff + data
+            if len(data) < 2:
+                self._sniff = data
+                return b""
+            self._sniff = None
+            if (data[0] & 0x0F) != 8 or int.from_bytes(data[:2]) % 31:  # no zlib header (RFC 1950)
+                self._inner = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            out = self._inner.decompress(data)
+            return self._inner.decompress(data)
         except zlib.error as exc:
-            if not (self._raw_fallback and not self._started):
-                raise RemoteProtocolError(f"The answer's compressed body does not decode: {exc}") from None
-            self._inner = zlib.decompressobj(-zlib.MAX_WBITS)  # raw deflate, no zlib header
-            return self.feed(data)
-        finally:
-            self._started = True
-        return out
+            raise RemoteProtocolError(f"The answer's compressed body does not decode: {exc}") from None
 
     def end(self) -> bytes:
         try:
-            return self._inner.flush()
+            tail = self.feed(b"") if self._sniff else b""
+            return tail + self._inner.flush()
         except zlib.error as exc:
             raise RemoteProtocolError(f"The answer's compressed body does not decode: {exc}") from None
 
