@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from skylane.core.embedding import EmbeddingRequest, parse_embedding_request
 from skylane.core.errors import SkylaneError, envelope
 from skylane.core.settings import Settings
 from skylane.dialects.base import CallView, Dialect, StreamRenderer
 from skylane.pipeline.operations import EMBEDDINGS
+
+if TYPE_CHECKING:
+    from skylane.core.embedding import EmbeddingRequest
 
 __all__ = ["EMBEDDING_PATHS", "EMBEDDINGS_DIALECT", "EmbeddingsDialect", "encode_base64"]
 
@@ -51,11 +53,13 @@ class EmbeddingsDialect(Dialect):
     operation = EMBEDDINGS
 
     def parse(self, body: bytes, settings: Settings) -> EmbeddingRequest:
+        from skylane.core.embedding import parse_embedding_request  # lazy: its models only when called
+
         return parse_embedding_request(body)
 
     def answer(self, resp: dict[str, Any], view: CallView) -> dict[str, Any]:
         req = view.req
-        b64 = isinstance(req, EmbeddingRequest) and req.encoding_format == "base64"
+        b64 = getattr(req, "encoding_format", None) == "base64"
         data = [{"object": "embedding", "index": row["index"],
                  "embedding": encode_base64(row["embedding"]) if b64 else row["embedding"]}
                 for row in resp.get("data") or ()]

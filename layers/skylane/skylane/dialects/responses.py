@@ -23,8 +23,6 @@ from typing import TYPE_CHECKING, Any
 from skylane.core.errors import InvalidRequest, NotFound, SkylaneError, envelope
 from skylane.core.request import ChatRequest, parse_request
 from skylane.core.settings import Settings
-from skylane.dialects.responses_parse import load_body, parse, to_chat
-from skylane.dialects.responses_render import ResponsesStream, new_id, output_items, response_object, status_of
 from skylane.pipeline.contract import CallView, Dialect, StreamRenderer
 
 if TYPE_CHECKING:
@@ -64,12 +62,18 @@ def _native_history(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class ResponsesDialect(Dialect):
+    """The request and rendering modules are imported on first use, not at start-up (cold start)."""
+
     name = "responses"
 
     def parse(self, body: bytes, settings: Settings) -> ChatRequest:
+        from skylane.dialects.responses_parse import load_body, parse
+
         return parse(load_body(body), settings.default_model)
 
     def answer(self, resp: dict[str, Any], view: CallView) -> dict[str, Any]:
+        from skylane.dialects.responses_render import new_id, output_items, response_object, status_of
+
         choices = resp.get("choices") or [{}]
         choice = choices[0]
         status, incomplete = status_of(choice.get("finish_reason"))
@@ -78,6 +82,8 @@ class ResponsesDialect(Dialect):
                                resp.get("usage"), incomplete=incomplete)
 
     def stream(self, view: CallView) -> StreamRenderer:
+        from skylane.dialects.responses_render import ResponsesStream
+
         return ResponsesStream(view)
 
     def error_body(self, err: SkylaneError) -> dict[str, Any]:
@@ -92,6 +98,8 @@ class ResponsesDialect(Dialect):
 
     # ---- state between calls --------------------------------------------------------------------
     async def prepare(self, call: Call, native: bool) -> None:
+        from skylane.dialects.responses_parse import to_chat
+
         req = call.req
         assert req is not None
         wire = req.wire

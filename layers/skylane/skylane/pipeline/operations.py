@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from skylane.core.embedding import EmbeddingRequest
 from skylane.core.errors import InvalidRequest
 from skylane.pipeline.attempt import Timing, complete
 from skylane.providers import get_adapter
@@ -52,6 +51,8 @@ def targets_for(operation: str, targets: list[Target]) -> list[Target]:
 async def embed_attempt(req: ChatRequest, target: Target, ctx: CallContext, settings: Settings, timing: Timing,
                         deadline: float) -> dict[str, Any]:
     """One embeddings attempt on `target`: the internal embeddings answer (usage included)."""
+    from skylane.core.embedding import EmbeddingRequest  # lazy: only embeddings calls need it (cold start)
+
     assert isinstance(req, EmbeddingRequest)
     adapter = get_adapter(target.provider.protocol)
     send = partial(complete, adapter, target, ctx=ctx, settings=settings, timing=timing, deadline=deadline)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from skylane.accounts.factory import build_gate
 from skylane.accounts.gate import Gate
-from skylane.accounts.responses import ResponseStore
 from skylane.core.catalog import Catalog, load_catalog
 from skylane.core.settings import Settings, get_settings
 from skylane.ops.secrets import SecretEnv
 from skylane.pipeline.router import Breaker
+
+if TYPE_CHECKING:
+    from skylane.accounts.responses import ResponseStore
 
 __all__ = ["AppState"]
 
@@ -27,6 +30,8 @@ class AppState:
     def responses(self) -> ResponseStore:
         """Stored Responses API responses (the Responses dialect's state; created on first use)."""
         if self._responses is None:
+            from skylane.accounts.responses import ResponseStore  # lazy: only the Responses dialect keeps state
+
             self._responses = ResponseStore(self.settings)
         return self._responses
 
