@@ -58,8 +58,9 @@ def gw(gateway_factory, fakes) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(gw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0)
+def client(gw) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0) as sdk:  # its pool closed after the module
+        yield sdk
 
 
 def ant_sent(fakes: dict[str, Any]) -> dict[str, Any]:

@@ -39,8 +39,9 @@ def gw(gateway_factory, fake) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(gw) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0)
+def client(gw) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0) as sdk:  # its pool closed after the module
+        yield sdk
 
 
 def user(text: str) -> list[dict[str, Any]]:

@@ -44,11 +44,12 @@ def fakes() -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def client(gateway_factory, fakes) -> openai.OpenAI:
+def client(gateway_factory, fakes) -> Iterator[openai.OpenAI]:
     gw = gateway_factory(ANTHROPIC_API_KEY=ANT_KEY, ANTHROPIC_BASE_URL=fakes["ant_url"], GEMINI_API_KEY=GEM_KEY,
                          GEMINI_BASE_URL=fakes["gem_url"], SKYLANE_MAX_ATTEMPTS="1",
                          SKYLANE_BREAKER_FAILURES="100000", **AWS)
-    return openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0)
+    with openai.OpenAI(base_url=gw + "/v1", api_key="x", max_retries=0) as sdk:  # its pool closed after the module
+        yield sdk
 
 
 def first_turn(client: openai.OpenAI, model: str, stream: bool) -> tuple[dict[str, Any], str]:

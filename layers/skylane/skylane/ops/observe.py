@@ -98,13 +98,16 @@ class _Formatter(LambdaPowertoolsFormatter):
         return super().format(record)
 
     def _fields_line(self, record: logging.LogRecord, fields: dict[str, Any]) -> str:
-        attrs = record.__dict__
+        return self.fields_line(record.__dict__, fields)
+
+    def fields_line(self, attrs: Mapping[str, Any], fields: dict[str, Any]) -> str:
+        """The JSON line of a record with these attributes (a LogRecord's, or log_request's own) and fields."""
         line: dict[str, Any] = {}
         for key, value in self.log_format.items():
             if key == "message":
-                line[key] = record.msg
+                line[key] = attrs["msg"]
             elif value and key in RESERVED_LOG_ATTRS and isinstance(value, str):
-                line[key] = self._timestamp(record) if value == "%(asctime)s" else value % attrs
+                line[key] = self._timestamp(attrs) if value == "%(asctime)s" else value % attrs
             else:
                 line[key] = value
         line.update(THREAD_LOCAL_KEYS.get())
@@ -117,14 +120,14 @@ class _Formatter(LambdaPowertoolsFormatter):
         line["xray_trace_id"] = self._get_latest_trace_id()
         return self.serialize(log={k: v for k, v in line.items() if v is not None})
 
-    def _timestamp(self, record: logging.LogRecord) -> str:
+    def _timestamp(self, attrs: Mapping[str, Any]) -> str:
         """Powertools' default time format ('2026-12-01 22:47:48,008+0000'), the seconds part made once a second."""
-        second = int(record.created)
+        second = int(attrs["created"])
         if second != self._second:
             self._stamp = time.strftime("%Y-%m-%d %H:%M:%S,", self.converter(second))
             self._zone = time.strftime("%z", self.converter(second))
             self._second = second
-        return f"{self._stamp}{int(record.msecs):03d}{self._zone}"
+        return f"{self._stamp}{int(attrs['msecs']):03d}{self._zone}"
 
     def _get_latest_trace_id(self) -> str | None:
         ctx = _context.get()
@@ -158,9 +161,9 @@ class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 _EMF = "skylane_emf"  # the record attribute carrying a request's EMF line to the stdout handler
 
+_HANDLER = _StdoutHandler(sys.stdout)
 logger = Logger(service=SERVICE, level=os.environ.get("SKYLANE_LOG_LEVEL", "INFO").upper(),
-                logger_formatter=_Formatter(utc=True, json_serializer=_json_line),
-                logger_handler=_StdoutHandler(sys.stdout))
+                logger_formatter=_Formatter(utc=True, json_serializer=_json_line), logger_handler=_HANDLER)
 _log = logging.getLogger(SERVICE)  # the stdlib logger behind `logger` (typed: level checks, log())
 
 
@@ -178,14 +181,42 @@ def log_request(fields: dict[str, Any]) -> None:
         logger.warning("metrics not emitted", extra={"fields": {"error": type(exc).__name__}})
     status = fields.get("status") or 200
     level = logging.INFO if status < 500 else logging.ERROR
-    if _log.isEnabledFor(level):  # the record made here: no stack walk for the caller's location
-        record = _log.makeRecord(SERVICE, level, __file__, sys._getframe().f_lineno, "request", (), None,
+    if _log.isEnabledFor(level):
+        lineno = sys._getframe().f_lineno  # the caller's location, without the stack walk of Logger.log
+        if _direct(level):
+            line = _direct_line(level, lineno, fields)
+            if line is not None:
+                _HANDLER.stream.write(f"{line}\n{metrics}\n" if metrics is not None else line + "\n")
+                _HANDLER.flush()
+                return
+        record = _log.makeRecord(SERVICE, level, __file__, lineno, "request", (), None,
                                  func="log_request", extra={"fields": fields})
         record.__dict__[_EMF] = metrics
         _log.handle(record)
         metrics = record.__dict__.pop(_EMF, None)  # still there: no stdout handler took it
     if metrics is not None:
         sys.stdout.write(metrics + "\n")
+
+
+def _direct(level: int) -> bool:
+    """Whether the stdout handler is the request line's only destination (no other handler, filter or
+    propagation): then the line is written without a LogRecord — the same line."""
+    return _log.handlers == [_HANDLER] and not _log.filters and not _HANDLER.filters and level >= _HANDLER.level \
+        and not _log.disabled and not (_log.propagate and logging.getLogger().handlers)
+
+
+def _direct_line(level: int, lineno: int, fields: dict[str, Any]) -> str | None:
+    formatter = _HANDLER.formatter
+    if not isinstance(formatter, _Formatter) or formatter.datefmt is not None or formatter.use_rfc3339_iso8601:
+        return None
+    now = time.time_ns()
+    attrs = {"name": SERVICE, "msg": "request", "levelname": logging.getLevelName(level), "levelno": level,
+             "funcName": "log_request", "lineno": lineno, "created": now / 1e9,
+             "msecs": (now % 1_000_000_000) // 1_000_000}
+    try:
+        return formatter.fields_line(attrs, fields)
+    except (KeyError, ValueError, TypeError):  # a log format naming a record attribute not made here
+        return None
 
 
 # ---- metrics ---------------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def thinking_from_id(call_id: str) -> list[dict[str, Any]]:
 def thinking_from_calls(msg: Any) -> list[dict[str, Any]]:
     """The thinking blocks encoded in the first of a history message's tool-call ids that has them
     (for clients that keep only the id); [] when none does."""
-    for call in getattr(msg, "tool_calls", None) or ():
+    for call in _field(msg, "tool_calls") or ():
         blocks = thinking_from_id(call.id)
         if blocks:
             return blocks
@@ -169,7 +169,7 @@ def original_id(call_id: str) -> str:
 
 def details_of(msg: Any, fmt: str) -> list[dict[str, Any]]:
     """The assistant message's reasoning_details items of one format, in order."""
-    items = getattr(msg, "reasoning_details", None)
+    items = _field(msg, "reasoning_details")
     if not isinstance(items, list):
         return []
     return [d for d in items if isinstance(d, dict) and d.get("format") == fmt]
@@ -182,16 +182,28 @@ def blocks_from_details(msg: Any, fmt: str, to_block: Callable[[dict[str, Any]],
     return [b for it in sorted(items, key=lambda d: int(d.get("index") or 0)) if (b := to_block(it))]
 
 
+def _field(obj: Any, name: str) -> Any:
+    """A model's field or extra by name, else None (what getattr(obj, name, None) gives, without the
+    cost of pydantic raising and catching AttributeError for a name the model does not have)."""
+    values = getattr(obj, "__dict__", None)
+    if values is not None and name in values:
+        return values[name]
+    extra = getattr(obj, "__pydantic_extra__", None)
+    if extra:
+        return extra.get(name)
+    return None if values is not None or extra is not None else getattr(obj, name, None)
+
+
 def cache_mark(obj: Any) -> dict[str, Any] | None:
     """The cache breakpoint set on a part, message or tool: {"type": "ephemeral"} (+ "ttl": "5m" | "1h").
     OpenAI's prompt_cache_breakpoint ttl is a minimum lifetime: any ttl asks for Anthropic's 1h tier."""
-    cc = getattr(obj, "cache_control", None)
+    cc = _field(obj, "cache_control")
     if isinstance(cc, Mapping) and cc.get("type") == "ephemeral":
         mark: dict[str, Any] = {"type": "ephemeral"}
         if cc.get("ttl") in ("5m", "1h"):
             mark["ttl"] = cc["ttl"]
         return mark
-    bp = getattr(obj, "prompt_cache_breakpoint", None)
+    bp = _field(obj, "prompt_cache_breakpoint")
     if isinstance(bp, Mapping):
         return {"type": "ephemeral", "ttl": "1h"} if bp.get("ttl") else {"type": "ephemeral"}
     return None

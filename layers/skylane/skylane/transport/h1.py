@@ -170,6 +170,7 @@ class H1Client:
         self._expiry = keepalive_expiry
         self._ssl = ssl_context
         self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._all: set[Connection] = set()  # every open connection, idle or carrying an answer
         self._idle_count = 0
         self._open = 0
         self._waiters: list[asyncio.Future[None]] = []
@@ -217,10 +218,10 @@ class H1Client:
         raise ReadError("The provider closed the connection before answering.")
 
     async def aclose(self) -> None:
+        """Close every connection, those still carrying an answer too (their readers get ReadError)."""
         self.is_closed = True
-        for conns in self._idle.values():
-            for conn in conns:
-                conn.close()
+        for conn in list(self._all):
+            self._discard(conn)
         self._idle.clear()
         self._idle_count = 0
 
@@ -307,6 +308,7 @@ class H1Client:
             raise ConnectTimeout(f"Timed out connecting to {origin.host}:{origin.port}.") from None
         except OSError as exc:  # refused, unreachable, DNS, a failed TLS handshake (ssl.SSLError)
             raise ConnectError(f"Could not connect to {origin.host}:{origin.port}: {type(exc).__name__}") from None
+        self._all.add(conn)
         return conn
 
     def _release(self, conn: Connection) -> None:
@@ -320,6 +322,7 @@ class H1Client:
 
     def _discard(self, conn: Connection) -> None:
         conn.close()
+        self._all.discard(conn)
         if conn.counted:
             conn.counted = False
             self._open -= 1
