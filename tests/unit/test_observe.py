@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from skylane.ops import observe
@@ -18,6 +19,15 @@ from skylane.ops import observe
 FIELDS: dict[str, Any] = {"request_id": "req_1", "key_id": None, "api": "chat", "model": "gpt-4o-mini",
                           "provider": "openai", "status": 200, "stream": False, "latency_ms": 0.94,
                           "prompt_tokens": 19, "completion_tokens": 9, "cost_usd": 6e-6}
+
+
+@pytest.fixture(autouse=True)
+def info_level() -> Iterator[None]:
+    """Request lines are INFO; gateways made by other tests may have left the level at WARNING."""
+    old = observe._log.level
+    observe.configure_logging("INFO")
+    yield
+    observe._log.setLevel(old)
 
 
 class Writes(io.StringIO):
@@ -97,11 +107,8 @@ def test_the_line_matches_powertools_own_formatter() -> None:
 
 def test_with_the_level_above_info_only_the_metrics_are_written(capsys: Any) -> None:
     observe.configure_logging("ERROR")
-    try:
-        with stdout_of_handler() as buf:
-            observe.log_request(dict(FIELDS))
-    finally:
-        observe.configure_logging("INFO")
+    with stdout_of_handler() as buf:
+        observe.log_request(dict(FIELDS))
     assert buf.calls == []  # no log line
     emf = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert len(emf) == 1 and emf[0]["request_id"] == "req_1" and "_aws" in emf[0]
