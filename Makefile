@@ -91,9 +91,11 @@ sam-deps: $(SAM_VENV)/.installed
 sam-validate: sam-deps
 	$(SAM_ENV) $(SAM) validate --lint
 
-# no container: python3.13 from the project's venv builds the layer for the template's Architecture
+# no container: python3.13 from the project's venv builds the layer for the template's Architecture; then
+# the build's Python is compiled to bytecode (Lambda cannot write it: without, every cold start compiles)
 sam-build: sam-deps deps
 	$(SAM_ENV) $(SAM) build
+	$(PY) scripts/compile_build.py .aws-sam/build
 
 # the tests run sam validate/build (tests/integration/test_sam.py)
 test: sam-deps

@@ -272,7 +272,8 @@ def _micro(res: dict[str, Any]) -> list[str]:
         lines += ["", f"Versions: {vers}." + (" Not measured: " + "; ".join(errs) if errs else ""), ""]
     cold = res.get("cold")
     if cold:
-        lines += ["## Cold start (fresh interpreter per run, median of 5 after one warm-up run)", "",
+        lines += ["## Cold start (fresh interpreter per run, median of 5 after one warm-up run; bytecode "
+                  "compiled first, as `make sam-build` ships it)", "",
                   "| module | SKYLANE_AUTH | import s | interpreter + import s | peak RSS MB |",
                   "|---|---|---:|---:|---:|"]
         for c in cold:

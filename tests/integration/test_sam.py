@@ -195,6 +195,10 @@ def _build(tmp: Path, arch: str) -> Path:
                  "--parameter-overrides", f"Architecture={arch}")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "Build Succeeded" in r.stdout
+    # what `make sam-build` does next: the build's Python to bytecode (Lambda cannot write it)
+    c = subprocess.run([sys.executable, str(ROOT / "scripts" / "compile_build.py"), str(build)],
+                       capture_output=True, text=True, timeout=600)
+    assert c.returncode == 0, c.stdout + c.stderr
     return build
 
 
@@ -246,10 +250,15 @@ def test_built_functions_import_as_on_lambda(host_build: Path) -> None:
         "assert any(r.path == '/v1/chat/completions' for r in completions.app.app.routes)\n"
         "assert all(m.__file__ is None or not m.__file__.startswith(" + repr(str(ROOT / '.venv')) + ")"
         " for m in list(sys.modules.values()) if getattr(m, '__file__', None))\n"
+        "import importlib.util, os\n"  # every module of the build came with its bytecode (none compiled now)
+        "srcs = [m.__file__ for m in list(sys.modules.values()) if (getattr(m, '__file__', None) or '').endswith('.py')"
+        " and m.__file__.startswith(" + repr(str(host_build)) + ")]\n"
+        "assert srcs and all(os.path.exists(importlib.util.cache_from_source(f)) for f in srcs), "
+        "[f for f in srcs if not os.path.exists(importlib.util.cache_from_source(f))][:5]\n"
         "print('imported')\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYLANE_", "PYTHON"))}
-    env.update({"SKYLANE_AUTH": "enabled", "AWS_DEFAULT_REGION": "us-east-1"})
+    env.update({"SKYLANE_AUTH": "enabled", "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "1"})
     r = subprocess.run([sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True, timeout=120,
                        cwd=host_build)
     assert r.returncode == 0 and "imported" in r.stdout, r.stdout + r.stderr
