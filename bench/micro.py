@@ -28,7 +28,7 @@ sys.path.insert(0, str(BENCH))
 
 from fake_upstream import anthropic_answers, openai_answers  # noqa: E402
 
-__all__ = ["client_cpu", "cold_start", "import_profile", "layer_size", "translation_cpu"]
+__all__ = ["baseline_tree", "client_cpu", "cold_start", "import_profile", "layer_size", "translation_cpu"]
 
 CHUNKS = 200
 MODELS = {"openai": "gpt-4o-mini", "anthropic": "anthropic/claude-3-5-haiku-20241022"}
@@ -144,41 +144,75 @@ print(json.dumps({"import_s": t, "maxrss_kb": peak_kb, "modules": len(sys.module
 """
 
 
-def _cold_env(auth: bool) -> dict[str, str]:
+def _cold_env(auth: bool, root: Path = ROOT) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SKYLANE_", "OPENAI_", "ANTHROPIC_"))}
     env.update({"SKYLANE_AUTH": "enabled" if auth else "disabled", "OPENAI_API_KEY": "x", "ANTHROPIC_API_KEY": "x",
                 "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "x",
-                "AWS_SECRET_ACCESS_KEY": "x", "PYTHONDONTWRITEBYTECODE": "1"})
+                "AWS_SECRET_ACCESS_KEY": "x", "PYTHONDONTWRITEBYTECODE": "1",
+                # this tree's skylane package ahead of the venv's editable install (the baseline's tree too)
+                "PYTHONPATH": f"{root / 'layers' / 'skylane'}{os.pathsep}{root}"})
     return env
 
 
-def cold_start(python: str, module: str, auth: bool, runs: int = 5) -> dict[str, Any]:
+def baseline_tree(commit: str) -> Path | None:
+    """The layer and functions of `commit` unpacked under bench/.peers/ (None when this clone lacks
+    the commit, e.g. a shallow one): the code the issue's figures were measured on, to measure again
+    on this machine with this venv."""
+    dest = BENCH / ".peers" / f"baseline-{commit[:12]}"
+    if (dest / "functions").is_dir():
+        return dest
+    if subprocess.run(["git", "cat-file", "-e", f"{commit}^{{commit}}"], cwd=ROOT, capture_output=True).returncode:
+        return None
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", commit, "layers", "functions"], cwd=ROOT, capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
+    tmp.rename(dest)
+    return dest
+
+
+def _cold_run(python: str, module: str, auth: bool, root: Path) -> tuple[float, float, float] | str:
+    """One fresh interpreter importing `module` from `root`: (import s, wall s, peak RSS kB), or the error."""
+    t0 = time.perf_counter()
+    out = subprocess.run([python, "-c", _COLD, module], capture_output=True, text=True, cwd=root,
+                         env=_cold_env(auth, root), timeout=120)
+    wall = time.perf_counter() - t0
+    if out.returncode != 0:
+        return (out.stderr.strip().splitlines() or ["failed"])[-1][:200]
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    return data["import_s"], wall, data["maxrss_kb"]
+
+
+def cold_start(python: str, module: str, auth: bool, runs: int = 5,
+               baseline: Path | None = None) -> dict[str, Any]:
     """Import `module` in fresh interpreters: median import time, process wall time, peak RSS. The
-    project's own modules are compiled to bytecode first, as `make sam-build` ships them (the
-    dependencies in the venv have theirs from pip; PYTHONDONTWRITEBYTECODE, set on some machines,
-    would otherwise have every run compile the skylane package from source)."""
-    subprocess.run([python, "-m", "compileall", "-q", "layers/skylane/skylane", "functions"], cwd=ROOT,
-                   capture_output=True, timeout=300, check=False)
-    imports, walls, rss = [], [], []
-    error = None
+    modules are compiled to bytecode first, as `make sam-build` ships them (the dependencies in the
+    venv have theirs from pip; PYTHONDONTWRITEBYTECODE, set on some machines, would otherwise have
+    every run compile the skylane package from source). With `baseline` (a tree from baseline_tree),
+    each run is followed by one of the baseline's, so both see the same machine at the same moment."""
+    roots = [ROOT] if baseline is None else [ROOT, baseline]
+    for root in roots:
+        subprocess.run([python, "-m", "compileall", "-q", "layers/skylane/skylane", "functions"], cwd=root,
+                       capture_output=True, timeout=300, check=False)
+    samples: dict[Path, list[tuple[float, float, float]]] = {r: [] for r in roots}
     for i in range(runs + 1):  # the first run warms the page cache and is not counted
-        t0 = time.perf_counter()
-        out = subprocess.run([python, "-c", _COLD, module], capture_output=True, text=True, cwd=ROOT,
-                             env=_cold_env(auth), timeout=120)
-        wall = time.perf_counter() - t0
-        if out.returncode != 0:
-            error = (out.stderr.strip().splitlines() or ["failed"])[-1][:200]
-            break
-        if i == 0:
-            continue
-        data = json.loads(out.stdout.strip().splitlines()[-1])
-        imports.append(data["import_s"])
-        walls.append(wall)
-        rss.append(data["maxrss_kb"])
-    if error:
-        return {"module": module, "auth": auth, "error": error}
-    return {"module": module, "auth": auth, "runs": runs, "import_s": statistics.median(imports),
-            "import_min_s": min(imports), "wall_s": statistics.median(walls), "maxrss_mb": max(rss) / 1024}
+        for root in roots:
+            got = _cold_run(python, module, auth, root)
+            if isinstance(got, str):
+                return {"module": module, "auth": auth, "error": got if root == ROOT else f"baseline: {got}"}
+            if i:
+                samples[root].append(got)
+
+    def stats(rows: list[tuple[float, float, float]]) -> dict[str, Any]:
+        return {"import_s": statistics.median(r[0] for r in rows), "import_min_s": min(r[0] for r in rows),
+                "wall_s": statistics.median(r[1] for r in rows), "maxrss_mb": max(r[2] for r in rows) / 1024}
+
+    result = {"module": module, "auth": auth, "runs": runs, **stats(samples[ROOT])}
+    if baseline is not None:
+        result["baseline"] = stats(samples[baseline])
+    return result
 
 
 def import_profile(python: str, module: str, auth: bool, top: int = 10) -> list[tuple[str, float]]:

@@ -70,6 +70,7 @@ from fake_upstream import ANSWER  # noqa: E402
 from loadgen import Request, run_load, summarize  # noqa: E402
 from procs import Proc, free_port, wait_http, wrk, wrk_version  # noqa: E402
 from profiles import summarize_raw  # noqa: E402
+from targets import BASELINE_COMMIT, COLD_LIMITS  # noqa: E402
 
 
 class Bench:
@@ -461,10 +462,13 @@ class Bench:
         if "cold" not in self.skip_parts:
             self.log("cold import (fresh interpreters)")
             cold = []
+            baseline = micro.baseline_tree(BASELINE_COMMIT)
             for mod in ("functions.completions.app", "functions.models.app"):
                 for auth in (True, False):
-                    cold.append(micro.cold_start(PY, mod, auth))
+                    with_base = baseline if (mod in COLD_LIMITS and auth) else None
+                    cold.append(micro.cold_start(PY, mod, auth, runs=9 if with_base else 5, baseline=with_base))
             self.results["cold"] = cold
+            self.results["cold_baseline_commit"] = BASELINE_COMMIT if baseline else None
             self.results["cold_profile"] = {mod: micro.import_profile(PY, mod, True)
                                             for mod in ("functions.completions.app", "functions.models.app")}
         if "client" not in self.skip_parts:

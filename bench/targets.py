@@ -21,6 +21,9 @@ CHUNK_SLACK = 3  # HTTP chunks the client may get beyond the upstream's writes (
 EVENT_DELAY_MS = 3.0  # an event leaves at most this long after the upstream wrote it (p50, and the last event)
 CPU_MS_PER_REQ = 0.5  # gateway CPU (user + sys) per non-streamed request
 COLD_LIMITS = {"functions.completions.app": (0.38, 52.0)}  # import s, peak RSS MB; other apps: info
+# the code whose `make bench` run issue 18 quotes ("today's figures": 0.376 s, 52.1 MB on that machine): its
+# cold import is measured again in the same run, interleaved, on this machine with this venv
+BASELINE_COMMIT = "80eab6b4151412c8ed1c15dcf98e0072c31ac8d5"
 
 
 def f(x: Any, digits: int = 2) -> str:
@@ -185,6 +188,10 @@ def _auth(res: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def _cold(res: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The issue asks that cold import and RSS stay within the figures of the code it was filed on
+    (0.38 s / 52 MB on that machine). Absolute seconds differ between machines several-fold, so the
+    verdict compares with that code measured again here, in the same run; without it (a clone lacking
+    the commit) with the issue's absolute figures."""
     rows = []
     for c in res.get("cold", []):
         if not c.get("auth"):
@@ -195,13 +202,21 @@ def _cold(res: dict[str, Any]) -> list[tuple[str, str, str]]:
             continue
         text = (f"{f(c['import_s'], 3)} s import ({f(c['wall_s'], 3)} s with interpreter start), "
                 f"{f(c['maxrss_mb'], 1)} MB peak RSS")
-        if mod in COLD_LIMITS:
-            s, mb = COLD_LIMITS[mod]
+        if mod not in COLD_LIMITS:
+            rows.append((f"Cold import of {mod}", text, "info"))
+            continue
+        s, mb = COLD_LIMITS[mod]
+        base = c.get("baseline")
+        if base:
+            text += (f"; the issue's baseline ({str(res.get('cold_baseline_commit'))[:7]}, {s} s / {f(mb, 0)} MB "
+                     f"where it was filed) measured here interleaved: {f(base['import_s'], 3)} s, "
+                     f"{f(base['maxrss_mb'], 1)} MB (import {c['import_s'] / base['import_s']:.2f}× the baseline's)")
+            rows.append((f"Cold import of {mod} and its peak RSS within the issue's baseline (same run)", text,
+                         _verdict(c["import_s"] <= base["import_s"] and c["maxrss_mb"] <= base["maxrss_mb"])))
+        else:
             # "within today's figures" as the issue states them: compared at that precision (0.376 s, 52.1 MB pass)
             rows.append((f"Cold import of {mod} ≤ {s} s, peak RSS ≤ {f(mb, 0)} MB", text,
                          _verdict(round(c["import_s"], 2) <= s and round(c["maxrss_mb"]) <= mb)))
-        else:
-            rows.append((f"Cold import of {mod}", text, "info"))
     return rows
 
 

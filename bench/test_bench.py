@@ -286,6 +286,15 @@ def test_report_renders_verdicts_and_missing_peers() -> None:
     assert rows["…without delaying any event (one event per write, 3 ms) — OpenAI passthrough"] == "met"
     assert rows["Gateway CPU per non-streamed request ≤ 0.5 ms — Skylane"] == "**missed**"  # 0.7 ms
     assert rows["Cold import of functions.completions.app ≤ 0.38 s, peak RSS ≤ 52 MB"] == "**missed**"  # 0.4 s
+    # with the issue's baseline measured in the same run, the verdict is against it (import and RSS both)
+    base_row = "Cold import of functions.completions.app and its peak RSS within the issue's baseline (same run)"
+    for base, verdict in (({"import_s": 0.5, "maxrss_mb": 52}, "met"),
+                          ({"import_s": 0.39, "maxrss_mb": 52}, "**missed**"),
+                          ({"import_s": 0.5, "maxrss_mb": 49}, "**missed**")):
+        res_b = {**res, "cold_baseline_commit": "80eab6b4151412c8", "cold": [{**res["cold"][0], "baseline": base}]}
+        rows_b = {a: (b, c) for a, b, c in report.verdicts(res_b)}
+        assert rows_b[base_row][1] == verdict, (base, rows_b[base_row])
+        assert "80eab6b" in rows_b[base_row][0]
     quota_row = next(b for a, b, _ in report.verdicts(res) if a.startswith("Overhead p50 at c=1 at a 256 MB"))
     assert "cannot be applied on this machine" in quota_row
     checks = {a: c for a, _, c in report.earlier_checks(res)}
@@ -358,3 +367,18 @@ def test_cpu_quota_throttles_a_busy_process_or_says_why() -> None:
         busy.wait()
         quota.remove()
     assert not quota.path.exists()
+
+
+def test_baseline_tree_is_the_commits_code(tmp_path: Path) -> None:
+    """The cold-start baseline is the named commit's layer and functions, unpacked once; a commit the
+    clone lacks gives None (the verdict then uses the issue's absolute figures)."""
+    import micro
+
+    assert micro.baseline_tree("0" * 40) is None
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=micro.ROOT, capture_output=True, text=True).stdout.strip()
+    tree = micro.baseline_tree(head)
+    assert tree is not None and (tree / "functions" / "completions" / "app.py").is_file()
+    shown = subprocess.run(["git", "show", f"{head}:functions/completions/app.py"], cwd=micro.ROOT,
+                           capture_output=True, text=True, check=True).stdout
+    assert (tree / "functions" / "completions" / "app.py").read_text() == shown
+    assert micro.baseline_tree(head) == tree  # reused

@@ -1,7 +1,7 @@
 """Compile a `sam build` output's Python to bytecode: python scripts/compile_build.py [BUILD_DIR]
 
 SAM's python3.13 builder copies sources and unpacks wheels without compiling them, and Lambda's /opt
-and /var/task are read-only: without this, every cold start compiles the whole import (FastAPI,
+and /var/task are read-only: without this, every cold start compiles the whole import (Starlette,
 pydantic, the skylane package) from source — about half of the completions function's import time.
 The bytecode is checked by nothing but its presence (`unchecked-hash`: the zip's timestamps do not
 matter); it is made by this interpreter, which must be the Lambda runtime's Python (3.13).

@@ -1,4 +1,4 @@
-"""Completions function: the FastAPI app that uvicorn serves behind the Lambda Web Adapter (run.sh)."""
+"""Completions function: the Starlette app that uvicorn serves behind the Lambda Web Adapter (run.sh)."""
 
 from skylane.http.apps import create_completions_app
 from skylane.ops.observe import RequestContextMiddleware

@@ -1,1 +1,1 @@
-"""The HTTP surface: FastAPI apps built from the skylane package."""
+"""The HTTP surface: the ASGI apps built from the skylane package (Starlette; the admin API on FastAPI)."""

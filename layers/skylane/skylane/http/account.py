@@ -6,11 +6,12 @@ key id comes from authentication only, so no request can name another key.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from skylane.accounts.gate import Principal
 from skylane.core.errors import PermissionDenied
+from skylane.http.application import SkylaneApp
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
 
@@ -47,7 +48,7 @@ async def key_usage(request: Request) -> Response:
     return JSONBytes(body, headers={"x-request-id": request_id(request), "cache-control": "no-store"})
 
 
-def add_account_routes(app: FastAPI) -> None:
+def add_account_routes(app: SkylaneApp) -> None:
     for i, path in enumerate(KEY_PATHS):
         app.add_api_route(path, key_info, methods=["GET"], include_in_schema=i == 0,
                           summary="The calling key: limits, balance, budget, spend")

@@ -28,9 +28,12 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, cast
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Route
 
 from skylane.accounts import admin as ops
 from skylane.accounts import usage_agg
@@ -39,11 +42,13 @@ from skylane.accounts.keys import KeyRecord
 from skylane.accounts.limits import WINDOW_SECONDS, rate_sk
 from skylane.accounts.store import call, dynamodb_client
 from skylane.core.errors import AuthenticationFailed, InvalidRequest, NotFound, PermissionDenied, SkylaneError
+from skylane.http.application import SkylaneApp
+from skylane.http.common import CatchAll, error_response, install_error_handlers
 from skylane.ops.observe import logger
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
 
-__all__ = ["PREFIX", "add_admin_routes"]
+__all__ = ["PREFIX", "add_admin_routes", "mount_admin_api"]
 
 PREFIX = "/admin/v1"
 NO_STORE = {"cache-control": "no-store"}
@@ -351,7 +356,29 @@ async def models(request: Request, admin: Principal = Admin) -> Response:
     return _answer(request, {"object": "list", "providers": providers, "data": data})
 
 
-def add_admin_routes(app: FastAPI) -> None:
+def mount_admin_api(app: SkylaneApp) -> None:
+    """The admin API as a FastAPI app under PREFIX (typed bodies, query parameters, the admin
+    dependency), with the gateway's error envelope and catch-all; documented in `app`'s document."""
+    admin = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    admin.state.skylane = app.state.skylane
+    install_error_handlers(admin)
+
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(InvalidRequest("Invalid request."), request_id(request))
+
+    admin.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
+    admin.add_middleware(CatchAll)  # inside the admin app's own error middleware, which answers in plain text
+    add_admin_routes(admin)
+    app.router.routes.append(Route(PREFIX, _no_path))  # the prefix alone is no path (not a redirect to PREFIX/)
+    app.mount(PREFIX, admin)
+    app.document_with(lambda router: add_admin_routes(router, PREFIX))
+
+
+async def _no_path(request: Request) -> Response:
+    raise HTTPException(404)
+
+
+def add_admin_routes(app: FastAPI | APIRouter, prefix: str = "") -> None:
     ok = {200: {"description": "OK"}}
     routes: list[tuple[str, Handler, str, str, dict[int, Any]]] = [
         ("/me", whoami, "GET", "The admin key calling", ok),
@@ -365,6 +392,6 @@ def add_admin_routes(app: FastAPI) -> None:
         ("/models", models, "GET", "The catalog as configured", ok),
     ]
     for path, fn, method, summary, responses in routes:
-        app.add_api_route(PREFIX + path, fn, methods=[method], summary=summary, tags=["admin"],
+        app.add_api_route(prefix + path, fn, methods=[method], summary=summary, tags=["admin"],
                           responses=cast(dict[int | str, dict[str, Any]], responses),
                           status_code=201 if responses.get(201) else 200)

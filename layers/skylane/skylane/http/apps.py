@@ -12,15 +12,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from starlette.requests import Request
 from starlette.responses import Response
 
 from skylane.core.settings import Settings
 from skylane.http.account import add_account_routes
+from skylane.http.application import SkylaneApp
 from skylane.http.common import install_common
-from skylane.http.fastpath import SkylaneAPI
 from skylane.http.models import add_model_routes
-from skylane.http.openapi import install_openapi
 from skylane.http.responses import add_responses_routes
 from skylane.http.routes import add_completion_routes
 from skylane.pipeline.respond import JSONBytes
@@ -31,26 +30,24 @@ __all__ = ["create_app", "create_completions_app", "create_models_app"]
 
 
 @asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: SkylaneApp) -> AsyncIterator[None]:
     yield
     await aclose_client()
 
 
-def _base(title: str, state: AppState | None, settings: Settings | None) -> tuple[FastAPI, AppState]:
+def _base(title: str, state: AppState | None, settings: Settings | None) -> tuple[SkylaneApp, AppState]:
     state = state or AppState.build(settings)
-    app = SkylaneAPI(title=title, version="0.1.0", docs_url="/docs", redoc_url=None, openapi_url="/openapi.json",
-                     lifespan=_lifespan)
+    app = SkylaneApp(title=title, version="0.1.0", lifespan=_lifespan)
     install_common(app, state)
-    install_openapi(app)
 
-    async def health() -> Response:
+    async def health(request: Request) -> Response:
         return JSONBytes({"status": "ok"})
 
     app.add_api_route("/health", health, methods=["GET"], summary="Liveness check")
     return app, state
 
 
-def create_completions_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+def create_completions_app(settings: Settings | None = None, state: AppState | None = None) -> SkylaneApp:
     app, _ = _base("Skylane completions", state, settings)
     add_completion_routes(app)
     add_responses_routes(app)
@@ -59,17 +56,17 @@ def create_completions_app(settings: Settings | None = None, state: AppState | N
     return app
 
 
-def _add_console(app: FastAPI) -> None:
+def _add_console(app: SkylaneApp) -> None:
     """The operator console and its admin API (buffered, no streaming). Imported here, not at module
     level: the completions function never serves them, and its cold start does not pay for them."""
-    from skylane.http.admin import add_admin_routes
+    from skylane.http.admin import mount_admin_api
     from skylane.http.static import add_console_routes
 
-    add_admin_routes(app)
+    mount_admin_api(app)
     add_console_routes(app)
 
 
-def create_models_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+def create_models_app(settings: Settings | None = None, state: AppState | None = None) -> SkylaneApp:
     app, _ = _base("Skylane models", state, settings)
     add_model_routes(app)
     add_account_routes(app)
@@ -77,7 +74,7 @@ def create_models_app(settings: Settings | None = None, state: AppState | None =
     return app
 
 
-def create_app(settings: Settings | None = None, state: AppState | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, state: AppState | None = None) -> SkylaneApp:
     """Both surfaces on one app: what `skylane serve` and `make run` serve."""
     app, _ = _base("Skylane", state, settings)
     add_completion_routes(app)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -18,7 +18,8 @@ from skylane.pipeline.flow import error_response as _dialect_error
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
 
-__all__ = ["AppState", "JSONBytes", "error_response", "install_common", "request_id"]
+__all__ = ["AppState", "CatchAll", "JSONBytes", "error_response", "install_common", "install_error_handlers",
+           "request_id"]
 
 
 def error_response(err: SkylaneError, rid: str, extra_headers: dict[str, str] | None = None) -> JSONBytes:
@@ -26,36 +27,10 @@ def error_response(err: SkylaneError, rid: str, extra_headers: dict[str, str] | 
     return _dialect_error(CHAT, err, rid, extra_headers)
 
 
-def install_common(app: FastAPI, state: AppState) -> None:
+def install_common(app: Starlette, state: AppState) -> None:
     app.state.skylane = state
     configure_logging(state.settings.log_level)
-
-    @app.exception_handler(SkylaneError)
-    async def _skylane_error(request: Request, exc: SkylaneError) -> Response:
-        return error_response(exc, request_id(request), getattr(exc, "extra_response_headers", None))
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        return error_response(InvalidRequest("Invalid request."), request_id(request))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if exc.status_code == 404:
-            err: SkylaneError = NotFound(f"Unknown path: {request.method} {request.url.path}", code="not_found")
-        elif exc.status_code == 405:
-            err = InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}.",
-                                 code="method_not_allowed", status=405)
-        else:
-            err = SkylaneError(str(exc.detail), status=exc.status_code)
-        headers = dict(exc.headers or {})  # e.g. a 405's Allow
-        if exc.status_code == 405:  # Starlette names the first matching route's methods only: name them all
-            methods = {m for r in app.routes if (rx := getattr(r, "path_regex", None)) is not None
-                       and rx.match(request.url.path) for m in getattr(r, "methods", None) or ()}
-            if methods:
-                headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
-                headers["Allow"] = ", ".join(sorted(methods))
-        return error_response(err, request_id(request), headers)
-
+    install_error_handlers(app)
     app.add_middleware(CatchAll)
 
     if state.settings.cors_origins:
@@ -71,6 +46,38 @@ def install_common(app: FastAPI, state: AppState) -> None:
                             "x-ratelimit-reset-requests", "x-ratelimit-limit-tokens",
                             "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"],
         )
+
+
+def install_error_handlers(app: Starlette) -> None:
+    """The gateway's errors, unknown paths and wrong methods in the OpenAI envelope (also on the
+    mounted admin app, which adds FastAPI's validation errors itself)."""
+    app.add_exception_handler(SkylaneError, _skylane_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+
+
+async def _skylane_error(request: Request, exc: SkylaneError) -> Response:
+    return error_response(exc, request_id(request), getattr(exc, "extra_response_headers", None))
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == 404:
+        err: SkylaneError = NotFound(f"Unknown path: {request.method} {request.url.path}", code="not_found")
+    elif exc.status_code == 405:
+        err = InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}.",
+                             code="method_not_allowed", status=405)
+    else:
+        err = SkylaneError(str(exc.detail), status=exc.status_code)
+    headers = dict(exc.headers or {})  # e.g. a 405's Allow
+    if exc.status_code == 405:  # Starlette names the first matching route's methods only: name them all
+        path, root = request.url.path, request.scope.get("root_path", "")
+        if root and path.startswith(root):  # within a mounted app (the admin API), its routes see the path below
+            path = path[len(root):]
+        methods = {m for r in request.app.routes if (rx := getattr(r, "path_regex", None)) is not None
+                   and rx.match(path) for m in getattr(r, "methods", None) or ()}
+        if methods:
+            headers = {k: v for k, v in headers.items() if k.lower() != "allow"}
+            headers["Allow"] = ", ".join(sorted(methods))
+    return error_response(err, request_id(request), headers)
 
 
 class CatchAll:

@@ -10,12 +10,13 @@ When a key is sent, only the models that key may use are listed.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from skylane.accounts.gate import ANONYMOUS, Principal
 from skylane.core.catalog import ModelInfo
 from skylane.core.errors import ModelNotFound
+from skylane.http.application import SkylaneApp
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
 
@@ -70,7 +71,7 @@ async def chat_models(request: Request) -> Response:
     return JSONBytes({"data": data}, headers={"x-request-id": request_id(request)})
 
 
-def add_model_routes(app: FastAPI) -> None:
+def add_model_routes(app: SkylaneApp) -> None:
     for i, path in enumerate(LIST_PATHS):
         app.add_api_route(path, list_models, methods=["GET"], include_in_schema=i == 0, summary="List models")
         app.add_api_route(path + "/{model_id:path}", get_model, methods=["GET"], include_in_schema=i == 0,

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import FastAPI
+from fastapi import APIRouter
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
+from starlette.routing import BaseRoute
 
 from skylane.accounts.account import SINCE_PATTERN
 from skylane.core.catalog import ModelInfo
@@ -22,6 +23,9 @@ from skylane.core.request import ChatRequest
 from skylane.core.settings import Settings
 from skylane.http.openapi_messages import MESSAGES_SCHEMAS, document_messages, is_messages_path
 from skylane.http.openapi_responses import RESPONSES_SCHEMAS, document_responses, is_responses_path
+
+if TYPE_CHECKING:
+    from skylane.http.application import SkylaneApp
 
 __all__ = ["build_document"]
 
@@ -236,12 +240,12 @@ _SECURITY_SCHEMES = {
 _KEY_REQUIRED: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
 
 
-def _settings(app: FastAPI) -> Settings | None:
+def _settings(app: SkylaneApp) -> Settings | None:
     state = getattr(app.state, "skylane", None)
     return state.settings if state is not None else None
 
 
-def _example_model(app: FastAPI) -> str:
+def _example_model(app: SkylaneApp) -> str:
     """A model this gateway serves, for the documented examples."""
     state = getattr(app.state, "skylane", None)
     configured = [m for m in state.catalog.configured_models() if m.kind == "chat"] if state is not None else []
@@ -303,11 +307,20 @@ def _kind_rules(schemas: dict[str, Any], models: Iterable[ModelInfo]) -> None:
         schemas["EmbeddingRequest"]["properties"]["model"] = {**model, "not": {"enum": sorted(names["chat"])}}
 
 
-def build_document(app: FastAPI) -> dict[str, Any]:
+def _routes(app: SkylaneApp) -> list[BaseRoute]:
+    """FastAPI routes for what `app` serves, as FastAPI would have made them: the document's input."""
+    router = APIRouter()
+    for r in app.docs.routes:
+        router.add_api_route(r.path, r.endpoint, methods=list(r.methods), summary=r.summary,
+                             include_in_schema=r.include_in_schema, openapi_extra=r.openapi_extra)
+    for add in app.docs.extra:
+        add(router)
+    return router.routes
+
+
+def build_document(app: SkylaneApp) -> dict[str, Any]:
     """The whole document for `app` (its routes, the catalog's models, the settings)."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    doc = get_openapi(title=app.title, version=app.version, routes=app.routes,
+    doc = get_openapi(title=app.title, version=app.version, routes=_routes(app),
                       description="OpenAI-compatible chat completions gateway.")
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for model in _MODELS:
@@ -390,5 +403,4 @@ def build_document(app: FastAPI) -> dict[str, Any]:
             elif auth:
                 op["security"] = []
             responses.pop("422", None)
-    app.openapi_schema = doc
     return doc

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import FastAPI, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from skylane.accounts.gate import ANONYMOUS
 from skylane.core.errors import InvalidRequest, NotFound
 from skylane.dialects.responses import RESPONSES
+from skylane.http.application import SkylaneApp
 from skylane.http.routes import add_dialect_routes
 from skylane.pipeline.respond import JSONBytes, request_id
 from skylane.pipeline.state import AppState
@@ -89,7 +90,7 @@ async def list_input_items(request: Request) -> Response:
     return JSONBytes(body, headers={"x-request-id": request_id(request)})
 
 
-def add_responses_routes(app: FastAPI) -> None:
+def add_responses_routes(app: SkylaneApp) -> None:
     add_dialect_routes(app, RESPONSES, RESPONSES_PATHS, summary="Create a model response (OpenAI Responses API)",
                        schema_ref="CreateResponse")
     for i, path in enumerate(RESPONSES_PATHS):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,7 +12,7 @@ from skylane.dialects.anthropic import MESSAGES
 from skylane.dialects.base import Dialect
 from skylane.dialects.chat import CHAT
 from skylane.dialects.embeddings import EMBEDDING_PATHS, EMBEDDINGS_DIALECT
-from skylane.http.fastpath import add_fast_path
+from skylane.http.application import SkylaneApp, add_fast_path
 from skylane.pipeline.count import count_tokens
 from skylane.pipeline.flow import handle
 
@@ -26,7 +25,7 @@ MESSAGES_PATHS = ("/v1/messages", "/api/v1/messages")
 COUNT_TOKENS_PATHS = ("/v1/messages/count_tokens", "/api/v1/messages/count_tokens")
 
 
-def add_dialect_routes(app: FastAPI, dialect: Dialect, paths: Sequence[str], *, summary: str,
+def add_dialect_routes(app: SkylaneApp, dialect: Dialect, paths: Sequence[str], *, summary: str,
                        schema_ref: str) -> None:
     """POST each of `paths` to the pipeline with `dialect`; the first path is the documented one."""
 
@@ -41,13 +40,13 @@ def add_dialect_routes(app: FastAPI, dialect: Dialect, paths: Sequence[str], *, 
         add_fast_path(app, path, dialect)
 
 
-def add_completion_routes(app: FastAPI) -> None:
+def add_completion_routes(app: SkylaneApp) -> None:
     add_dialect_routes(app, CHAT, COMPLETION_PATHS, summary="Create a chat completion (OpenAI-compatible)",
                        schema_ref="ChatRequest")
     add_messages_routes(app)
 
 
-def add_messages_routes(app: FastAPI) -> None:
+def add_messages_routes(app: SkylaneApp) -> None:
     """The Anthropic Messages API (Claude Code, the Anthropic SDKs): ANTHROPIC_BASE_URL=<gateway> or <gateway>/api."""
     add_dialect_routes(app, MESSAGES, MESSAGES_PATHS, summary="Create a message (Anthropic Messages API)",
                        schema_ref="MessagesRequest")

@@ -11,10 +11,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from skylane.core.errors import NotFound
+from skylane.http.application import SkylaneApp
 
 __all__ = ["CSP", "add_console_routes"]
 
@@ -47,7 +48,7 @@ async def console_root(request: Request) -> Response:
     return RedirectResponse("/console/", status_code=308)
 
 
-def add_console_routes(app: FastAPI) -> None:
+def add_console_routes(app: SkylaneApp) -> None:
     app.add_api_route("/console", console_root, methods=["GET"], include_in_schema=False)
     app.add_api_route("/console/", console_file, methods=["GET"], include_in_schema=False)
     app.add_api_route("/console/{name}", console_file, methods=["GET"], include_in_schema=False)
