@@ -16,7 +16,7 @@ from targets import ttfb_added as _ttfb_added
 __all__ = ["earlier_checks", "render", "summary", "verdicts"]
 
 PEERS = ("portkey", "litellm")
-ORDER = ("upstream", "skylane", "skylane_prev", "portkey", "litellm")
+ORDER = ("upstream", "skylane", "skylane_prev", "skylane_base", "portkey", "litellm")
 PROFILE_LABELS = {"skylane_prev-openai": "Previous stack (asyncio + h11, httpx transport), OpenAI passthrough, "
                                          "non-streaming",
                   "auth": "Auth + limits on, non-streaming (DynamoDB Local; samples of the thread holding the GIL, "

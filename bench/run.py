@@ -1,12 +1,13 @@
 """`make bench`: Skylane against the upstream itself and its peers, one machine, one run.
 
-    .venv/bin/python bench/run.py [--quick] [--only upstream,skylane,skylane_prev,portkey,litellm]
+    .venv/bin/python bench/run.py [--quick] [--only upstream,skylane,skylane_prev,skylane_base,portkey,litellm]
                                   [--skip auth,memory,quota,sse,...] [--no-write]
 
 1. A fast fake upstream (bench/fake_upstream.py: OpenAI and Anthropic formats, streams of 200 chunks).
 2. For each target (the upstream directly; Skylane started by functions/completions/run.sh as the
    Lambda Web Adapter starts it — uvloop + httptools, its own upstream client transport/h1.py; `skylane_prev`,
-   the same code on the previous stack — asyncio + h11, SKYLANE_HTTP_TRANSPORT=httpx; Portkey's
+   the same code on the previous stack — asyncio + h11, SKYLANE_HTTP_TRANSPORT=httpx; `skylane_base`, the
+   code issue 18 was filed on (targets.BASELINE_COMMIT) as it ran then; Portkey's
    gateway, the LiteLLM proxy — peers where installed) and each case:
    wrk at concurrency 1 and 16 (p50/p90/p99, requests/s; gateway CPU per request from /proc), for
    streams the time to first byte at concurrency 1 (bench/loadgen.py), and the SSE-writes case
@@ -133,12 +134,14 @@ class Bench:
         env.update(extra)
         return env
 
-    def start_skylane(self, name: str, env: dict[str, str], python: str = PY, extra: tuple[str, ...] = ()) -> Proc:
+    def start_skylane(self, name: str, env: dict[str, str], python: str = PY, extra: tuple[str, ...] = (),
+                      root: Path = ROOT) -> Proc:
         """Skylane's completions app as the Lambda Web Adapter runs it: functions/completions/run.sh
         (uvicorn, one process, its --loop/--http, unbuffered stdout); `extra` switches to a direct
-        uvicorn command with those options (the previous stack: asyncio + h11)."""
+        uvicorn command with those options (the previous stack: asyncio + h11). `root`: another tree
+        of the code (the issue's baseline)."""
         port = free_port()
-        run_sh = ROOT / "functions" / "completions" / "run.sh"
+        run_sh = root / "functions" / "completions" / "run.sh"
         env = {**env, "AWS_LWA_PORT": str(port), "PYTHONUNBUFFERED": "1",
                "PATH": f"{Path(python).parent}:{env.get('PATH', os.defpath)}"}
         if run_sh.exists() and not extra:
@@ -180,6 +183,31 @@ class Bench:
                     t.case_skip[c.name] = f"providers/anthropic.py does not import yet ({why})"
         try:
             t.proc = self.start_skylane("skylane", self.skylane_env(self.fake_port))
+        except RuntimeError as exc:
+            t.skip = str(exc)[:300]
+            return t
+        t.port = t.proc.port  # type: ignore[attr-defined]
+
+        def endpoint(case: Case) -> Endpoint:
+            model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
+            return Endpoint("/v1/chat/completions", chat_body(model, case.stream))
+
+        t.endpoint = endpoint
+        return t
+
+    def target_skylane_base(self) -> Target:
+        """The code issue 18 was filed on (BASELINE_COMMIT), as it ran then (its run.sh: asyncio + h11,
+        httpx), from this venv: the same-run reference for the targets the issue states in absolute
+        figures measured on another machine."""
+        t = Target("skylane_base", f"Skylane at the issue's baseline ({BASELINE_COMMIT[:7]})",
+                   version=BASELINE_COMMIT[:7])
+        tree = micro.baseline_tree(BASELINE_COMMIT)
+        if tree is None:
+            t.skip = f"this clone lacks commit {BASELINE_COMMIT[:7]}"
+            return t
+        try:
+            t.proc = self.start_skylane("skylane_base", self.skylane_env(
+                self.fake_port, PYTHONPATH=f"{tree / 'layers' / 'skylane'}{os.pathsep}{tree}"), root=tree)
         except RuntimeError as exc:
             t.skip = str(exc)[:300]
             return t
@@ -502,7 +530,8 @@ class Bench:
                 if "profile" not in self.skip_parts:
                     self.profile_skylane(sky)
                 self.stop(sky.proc)
-            for make in (self.target_skylane_prev, self.target_portkey, self.target_litellm):
+            for make in (self.target_skylane_prev, self.target_skylane_base, self.target_portkey,
+                         self.target_litellm):
                 t = self.run_target(make)
                 if t is not None and not t.skip and t.name == "skylane_prev" and "profile" not in self.skip_parts \
                         and "openai" not in t.case_skip and t.proc is not None and t.endpoint is not None:
@@ -630,7 +659,8 @@ def _meta() -> dict[str, Any]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test of the harness)")
-    ap.add_argument("--only", help="comma-separated targets: upstream,skylane,skylane_prev,portkey,litellm")
+    ap.add_argument("--only", help="comma-separated targets: upstream,skylane,skylane_prev,skylane_base,portkey,"
+                                   "litellm")
     ap.add_argument("--skip", help="comma-separated parts: profile,memory,quota,sse,auth,translate,client,cold,layer")
     ap.add_argument("--no-write", action="store_true",
                     help="print the table only (no results/latest.*, README.md, docs/performance.md)")

@@ -295,6 +295,18 @@ def test_report_renders_verdicts_and_missing_peers() -> None:
         rows_b = {a: (b, c) for a, b, c in report.verdicts(res_b)}
         assert rows_b[base_row][1] == verdict, (base, rows_b[base_row])
         assert "80eab6b" in rows_b[base_row][0]
+    # the absolute targets scale with its baseline measured in the same run: a machine twice as slow
+    # for the baseline's CPU allows twice the CPU (0.7 ≤ 0.5 × 2); a baseline stream twice as fast halves 3 ms
+    import copy
+
+    res_s = copy.deepcopy(res)
+    res_s["matrix"]["openai"]["skylane_base"] = {"c1": _wrk(2, 300), "c16": _wrk(30, 300), "cpu_ms_per_req": 3.876}
+    res_s["matrix"]["openai_stream"]["skylane_base"] = {"c1": _wrk(0.1 + 14.728 / 2, 50), "c16": _wrk(60, 50)}
+    rows_s = {a: (b, c) for a, b, c in report.verdicts(res_s)}
+    cpu_text, cpu_verdict = rows_s["Gateway CPU per non-streamed request ≤ 0.5 ms — Skylane"]
+    assert cpu_verdict == "met" and "×2.00" in cpu_text and "1.00 ms here" in cpu_text, cpu_text
+    stream_text, stream_verdict = rows_s["A 200-chunk stream adds ≤ 3 ms at c=1 — OpenAI passthrough"]
+    assert stream_verdict == "**missed**" and "×0.50" in stream_text, stream_text  # 2.9 > 1.5
     quota_row = next(b for a, b, _ in report.verdicts(res) if a.startswith("Overhead p50 at c=1 at a 256 MB"))
     assert "cannot be applied on this machine" in quota_row
     checks = {a: c for a, _, c in report.earlier_checks(res)}
