@@ -272,7 +272,7 @@ def _micro(res: dict[str, Any]) -> list[str]:
         lines += ["", f"Versions: {vers}." + (" Not measured: " + "; ".join(errs) if errs else ""), ""]
     cold = res.get("cold")
     if cold:
-        lines += ["## Cold start (fresh interpreter per run, median of 5 after one warm-up run; bytecode "
+        lines += ["## Cold start (fresh interpreter per run, median of the runs after one warm-up run; bytecode "
                   "compiled first, as `make sam-build` ships it)", "",
                   "| module | SKYLANE_AUTH | import s | interpreter + import s | peak RSS MB |",
                   "|---|---|---:|---:|---:|"]
@@ -283,6 +283,12 @@ def _micro(res: dict[str, Any]) -> list[str]:
             else:
                 lines.append(f"| {c['module']} | {auth} | {_f(c['import_s'], 3)} | {_f(c['wall_s'], 3)} | "
                              f"{_f(c['maxrss_mb'], 1)} |")
+                b = c.get("baseline")
+                if b:  # measured interleaved with the row above (median of its runs)
+                    commit = str(res.get("cold_baseline_commit") or "")[:7]
+                    lines.append(f"| {c['module']} at the issue's baseline {commit} (interleaved, {c.get('runs')} "
+                                 f"runs each) | {auth} | {_f(b['import_s'], 3)} | {_f(b['wall_s'], 3)} | "
+                                 f"{_f(b['maxrss_mb'], 1)} |")
         prof = res.get("cold_profile") or {}
         for mod, rows in prof.items():
             if rows:
