@@ -181,19 +181,7 @@ class Bench:
             for c in CASES:
                 if c.protocol == "anthropic":
                     t.case_skip[c.name] = f"providers/anthropic.py does not import yet ({why})"
-        try:
-            t.proc = self.start_skylane("skylane", self.skylane_env(self.fake_port))
-        except RuntimeError as exc:
-            t.skip = str(exc)[:300]
-            return t
-        t.port = t.proc.port  # type: ignore[attr-defined]
-
-        def endpoint(case: Case) -> Endpoint:
-            model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
-            return Endpoint("/v1/chat/completions", chat_body(model, case.stream))
-
-        t.endpoint = endpoint
-        return t
+        return self._started_skylane(t, self.skylane_env(self.fake_port))
 
     def target_skylane_base(self) -> Target:
         """The code issue 18 was filed on (BASELINE_COMMIT), as it ran then (its run.sh: asyncio + h11,
@@ -205,20 +193,8 @@ class Bench:
         if tree is None:
             t.skip = f"this clone lacks commit {BASELINE_COMMIT[:7]}"
             return t
-        try:
-            t.proc = self.start_skylane("skylane_base", self.skylane_env(
-                self.fake_port, PYTHONPATH=f"{tree / 'layers' / 'skylane'}{os.pathsep}{tree}"), root=tree)
-        except RuntimeError as exc:
-            t.skip = str(exc)[:300]
-            return t
-        t.port = t.proc.port  # type: ignore[attr-defined]
-
-        def endpoint(case: Case) -> Endpoint:
-            model = OPENAI_MODEL if case.protocol == "openai" else f"anthropic/{ANTHROPIC_MODEL}"
-            return Endpoint("/v1/chat/completions", chat_body(model, case.stream))
-
-        t.endpoint = endpoint
-        return t
+        return self._started_skylane(t, self.skylane_env(
+            self.fake_port, PYTHONPATH=f"{tree / 'layers' / 'skylane'}{os.pathsep}{tree}"), root=tree)
 
     def target_skylane_prev(self) -> Target:
         """The same code on the previous stack, for comparison: uvicorn on asyncio + h11, and httpx's
@@ -227,10 +203,13 @@ class Bench:
                    version=_git_version())
         sky = self.results["targets"].get("skylane", {})
         t.case_skip.update(sky.get("case_skip", {}))
+        return self._started_skylane(t, self.skylane_env(self.fake_port, SKYLANE_HTTP_TRANSPORT="httpx"),
+                                     extra=("--loop", "asyncio", "--http", "h11"))
+
+    def _started_skylane(self, t: Target, env: dict[str, str], **start: Any) -> Target:
+        """`t` served by a Skylane process (start_skylane's options), posting chat completions to it."""
         try:
-            t.proc = self.start_skylane("skylane_prev",
-                                        self.skylane_env(self.fake_port, SKYLANE_HTTP_TRANSPORT="httpx"),
-                                        extra=("--loop", "asyncio", "--http", "h11"))
+            t.proc = self.start_skylane(t.name, env, **start)
         except RuntimeError as exc:
             t.skip = str(exc)[:300]
             return t
