@@ -78,7 +78,7 @@ class SkylaneApp(Starlette):
         self.version = version
         self.docs = _Docs()
         self.fast_paths: dict[str, Dialect] = {}
-        self._guarded: Any = None
+        self._fast = CatchAll(self._fast_call)
         self.router.routes.extend([
             _Route(OPENAPI_URL, self._openapi_json, ["GET"]),
             _Route(DOCS_URL, self._swagger_ui, ["GET"]),
@@ -124,20 +124,13 @@ class SkylaneApp(Starlette):
             if dialect is not None:
                 scope["app"] = self
                 with request_context(scope.get("headers") or []):
-                    await self._guarded_call()(scope, receive, send)
+                    await self._fast(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
 
-    def _guarded_call(self) -> Any:
-        if self._guarded is None:
-
-            async def call(scope: Scope, receive: Receive, send: Send) -> None:
-                request = Request(scope, receive, send)
-                response = await handle(request, self.fast_paths[scope["path"]])
-                await response(scope, receive, send)
-
-            self._guarded = CatchAll(call)
-        return self._guarded
+    async def _fast_call(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await handle(Request(scope, receive, send), self.fast_paths[scope["path"]])
+        await response(scope, receive, send)
 
 
 def _takes_request(endpoint: Callable[..., Any]) -> Callable[..., Any]:
